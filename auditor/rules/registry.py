@@ -1,0 +1,158 @@
+"""One registry of rules: metadata for `rules`/`explain`/SARIF and the check functions themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from auditor.findings import Finding, Severity, Span
+
+CATEGORIES = {
+    "E1": "load",
+    "E2": "api",
+    "E3": "data",
+    "E4": "reference",
+    "R": "reload",
+    "S": "security",
+    "D": "delivery",
+    "C": "change",
+    "X": "suppression",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleMeta:
+    code: str
+    name: str
+    severity: Severity
+    category: str
+    summary: str
+    doc: str
+    bad: str
+    good: str
+    fix: str
+    suppressible: bool = True
+    change: bool = False  # only runs when auditing a change between two states
+
+    def finding(
+        self, path: str, span: Span, message: str, *, key: str = "", fix: str | None = None
+    ) -> Finding:
+        """Build a finding of this rule; `key` is the semantic identity used for the fingerprint."""
+        return Finding(
+            code=self.code,
+            name=self.name,
+            severity=self.severity,
+            message=message,
+            path=path,
+            span=span,
+            key=key,
+            fix=self.fix if fix is None else fix,
+        )
+
+
+CheckFn = Callable[[Any], Iterable[Finding]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    meta: RuleMeta
+    check: CheckFn | None  # None: findings of this code are produced by a pipeline stage, not a rule pass
+
+
+class DuplicateRuleError(RuntimeError):
+    pass
+
+
+_RULES: dict[str, Rule] = {}
+_NAMES: dict[str, str] = {}
+
+
+def category_of(code: str) -> str:
+    return CATEGORIES.get(code[:2]) or CATEGORIES.get(code[:1], "other")
+
+
+def register(meta: RuleMeta, check: CheckFn | None) -> Rule:
+    if meta.code in _RULES:
+        raise DuplicateRuleError(f"rule code {meta.code} is registered twice")
+    if meta.name in _NAMES:
+        raise DuplicateRuleError(f"rule name {meta.name} is used by {_NAMES[meta.name]} and {meta.code}")
+    rule_obj = Rule(meta, check)
+    _RULES[meta.code] = rule_obj
+    _NAMES[meta.name] = meta.code
+    return rule_obj
+
+
+def rule(
+    code: str,
+    name: str,
+    severity: str,
+    summary: str,
+    *,
+    doc: str,
+    bad: str,
+    good: str,
+    fix: str,
+    suppressible: bool = True,
+    change: bool = False,
+) -> Callable[[CheckFn], RuleMeta]:
+    """Decorator: register `fn(ctx) -> Iterable[Finding]` as the check for `code`; returns its metadata."""
+
+    def wrap(fn: CheckFn) -> RuleMeta:
+        meta = make_meta(code, name, severity, summary, doc=doc, bad=bad, good=good, fix=fix,
+                         suppressible=suppressible, change=change)
+        register(meta, fn)
+        return meta
+
+    return wrap
+
+
+def declare(
+    code: str,
+    name: str,
+    severity: str,
+    summary: str,
+    *,
+    doc: str,
+    bad: str,
+    good: str,
+    fix: str,
+    suppressible: bool = True,
+    change: bool = False,
+) -> RuleMeta:
+    """Register a rule whose findings come from a pipeline stage (parsing, loading, filtering)."""
+    meta = make_meta(code, name, severity, summary, doc=doc, bad=bad, good=good, fix=fix,
+                     suppressible=suppressible, change=change)
+    register(meta, None)
+    return meta
+
+
+def make_meta(code: str, name: str, severity: str, summary: str, **kw: Any) -> RuleMeta:
+    return RuleMeta(
+        code=code,
+        name=name,
+        severity=Severity.parse(severity),
+        category=category_of(code),
+        summary=summary,
+        doc=kw["doc"].strip(),
+        bad=kw["bad"].strip("\n"),
+        good=kw["good"].strip("\n"),
+        fix=kw["fix"].strip(),
+        suppressible=kw["suppressible"],
+        change=kw["change"],
+    )
+
+
+def all_rules() -> list[Rule]:
+    """Every registered rule, sorted by code (importing `auditor.rules` fills the registry)."""
+    return [_RULES[c] for c in sorted(_RULES)]
+
+
+def get(code: str) -> Rule | None:
+    return _RULES.get(code.upper())
+
+
+def iter_checks(*, change: bool = False) -> Iterator[Rule]:
+    for r in all_rules():
+        if r.check is not None and r.meta.change == change:
+            yield r
