@@ -97,7 +97,9 @@ class Finding:
 
     def __post_init__(self) -> None:
         if not self.fingerprint:
-            object.__setattr__(self, "fingerprint", fingerprint_of(self.code, self.path, self.key or self.message))
+            object.__setattr__(
+                self, "fingerprint", fingerprint_of(self.code, self.path, self.key or self.message)
+            )
 
     @property
     def line(self) -> int:
@@ -149,7 +151,8 @@ def dedupe_fingerprints(findings: list[Finding]) -> list[Finding]:
         seen[finding.fingerprint] = count + 1
         if count:
             finding = replace(
-                finding, fingerprint=fingerprint_of(finding.code, finding.path, f"{finding.key}#{count}")
+                finding,
+                fingerprint=fingerprint_of(finding.code, finding.path, f"{finding.key}#{count}"),
             )
         out.append(finding)
     return out

@@ -57,7 +57,9 @@ CheckFn = Callable[[Any], Iterable[Finding]]
 @dataclass(frozen=True, slots=True)
 class Rule:
     meta: RuleMeta
-    check: CheckFn | None  # None: findings of this code are produced by a pipeline stage, not a rule pass
+    check: (
+        CheckFn | None
+    )  # None: findings of this code are produced by a pipeline stage, not a rule pass
 
 
 class DuplicateRuleError(RuntimeError):
@@ -76,7 +78,9 @@ def register(meta: RuleMeta, check: CheckFn | None) -> Rule:
     if meta.code in _RULES:
         raise DuplicateRuleError(f"rule code {meta.code} is registered twice")
     if meta.name in _NAMES:
-        raise DuplicateRuleError(f"rule name {meta.name} is used by {_NAMES[meta.name]} and {meta.code}")
+        raise DuplicateRuleError(
+            f"rule name {meta.name} is used by {_NAMES[meta.name]} and {meta.code}"
+        )
     rule_obj = Rule(meta, check)
     _RULES[meta.code] = rule_obj
     _NAMES[meta.name] = meta.code
@@ -99,8 +103,18 @@ def rule(
     """Decorator: register `fn(ctx) -> Iterable[Finding]` as the check for `code`; returns its metadata."""
 
     def wrap(fn: CheckFn) -> RuleMeta:
-        meta = make_meta(code, name, severity, summary, doc=doc, bad=bad, good=good, fix=fix,
-                         suppressible=suppressible, change=change)
+        meta = make_meta(
+            code,
+            name,
+            severity,
+            summary,
+            doc=doc,
+            bad=bad,
+            good=good,
+            fix=fix,
+            suppressible=suppressible,
+            change=change,
+        )
         register(meta, fn)
         return meta
 
@@ -121,8 +135,18 @@ def declare(
     change: bool = False,
 ) -> RuleMeta:
     """Register a rule whose findings come from a pipeline stage (parsing, loading, filtering)."""
-    meta = make_meta(code, name, severity, summary, doc=doc, bad=bad, good=good, fix=fix,
-                     suppressible=suppressible, change=change)
+    meta = make_meta(
+        code,
+        name,
+        severity,
+        summary,
+        doc=doc,
+        bad=bad,
+        good=good,
+        fix=fix,
+        suppressible=suppressible,
+        change=change,
+    )
     register(meta, None)
     return meta
 

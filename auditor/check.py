@@ -1,0 +1,178 @@
+"""The `check` pipeline for one snapshot: load -> data files -> rules -> filter -> report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from auditor.config import DEFAULT, Config
+from auditor.errors import AuditError
+from auditor.filter import apply_filters
+from auditor.findings import Finding, Severity, Suppression, dedupe_fingerprints
+from auditor.kumo.api import KumoApi, load_api
+from auditor.kumo.model import PolicyModel
+from auditor.kumo.paths import PathMap
+from auditor.load import PolicyLoader, decode_text
+from auditor.rules import registry
+from auditor.rules.load import MISSING_FILE, UNREADABLE_FILE
+from auditor.snapshot import FileProblem, Snapshot
+
+ENTRY_CANDIDATES = (
+    "init.lua",
+    "policy/init.lua",
+    "etc/policy/init.lua",
+    "opt/kumomta/etc/policy/init.lua",
+)
+
+
+@dataclass
+class AuditContext:
+    """Everything a rule may read."""
+
+    model: PolicyModel
+    api: KumoApi
+    config: Config
+    snapshot: Snapshot
+    texts: dict[str, str]
+    data: dict[str, Any] = field(
+        default_factory=dict
+    )  # tree path -> auditor.data.validate.DataResult
+
+
+@dataclass
+class CheckResult:
+    entry: str
+    findings: list[Finding]
+    context: AuditContext
+    suppressions: list[Suppression] = field(default_factory=list)
+
+    def counted(self) -> list[Finding]:
+        return [f for f in self.findings if not f.suppressed]
+
+    def summary(self) -> dict[str, Any]:
+        counts = {s.value: 0 for s in Severity}
+        for finding in self.counted():
+            counts[finding.severity.value] += 1
+        return {
+            "files": len(self.context.texts),
+            "findings": len(self.counted()),
+            "suppressed": len(self.findings) - len(self.counted()),
+            "by_severity": counts,
+        }
+
+
+def find_entry(snapshot: Snapshot, configured: str | None) -> str:
+    if configured:
+        if not snapshot.exists(configured):
+            raise AuditError(f"configured entry file {configured} does not exist")
+        return configured
+    for candidate in ENTRY_CANDIDATES:
+        if snapshot.exists(candidate) and not snapshot.is_dir(candidate):
+            return candidate
+    raise AuditError(
+        f"no init.lua found in {snapshot.label} (looked for {', '.join(ENTRY_CANDIDATES)}); "
+        "pass the policy file itself or set `entry` in kumo-audit.toml"
+    )
+
+
+def make_path_map(entry: str, config: Config, overrides: dict[str, str] | None = None) -> PathMap:
+    path_map = PathMap.default_for(entry).with_overrides(config.path_map)
+    return path_map.with_overrides(overrides or {})
+
+
+def audit_snapshot(
+    snapshot: Snapshot,
+    config: Config = DEFAULT,
+    *,
+    entry: str | None = None,
+    path_map_overrides: dict[str, str] | None = None,
+    cached: Callable[[str, str, Callable[[], object]], object] | None = None,
+    use_suppressions: bool = True,
+    today: Any = None,
+) -> CheckResult:
+    """Run the whole check pipeline on one snapshot."""
+    import auditor.rules  # noqa: F401  (fills the registry)
+
+    api = load_api()
+    entry = find_entry(snapshot, entry or config.entry)
+    path_map = make_path_map(entry, config, path_map_overrides)
+    loader = PolicyLoader(snapshot, entry, path_map, api, cached)
+    loaded = loader.load()
+    context = AuditContext(loaded.model, api, config, snapshot, loaded.texts)
+    findings = list(loaded.findings)
+    findings.extend(load_data_files(context, loader, cached))
+    for rule_obj in registry.iter_checks():
+        if rule_obj.check is not None:
+            findings.extend(rule_obj.check(context))
+    findings = dedupe_fingerprints(findings)
+    filtered, used = apply_filters(
+        findings, context, use_suppressions=use_suppressions, today=today
+    )
+    return CheckResult(entry, filtered, context, used)
+
+
+def load_data_files(
+    context: AuditContext,
+    loader: PolicyLoader,
+    cached: Callable[[str, str, Callable[[], object]], object] | None,
+) -> Iterable[Finding]:
+    """Validate every data file the policy loads (once per file); report missing ones at the reference."""
+    seen: set[str] = set()
+    for ref in context.model.data_refs:
+        if ref.tree_path is None:
+            continue
+        if not context.snapshot.exists(ref.tree_path):
+            if ref.implicit:
+                continue
+            yield MISSING_FILE.finding(
+                ref.module,
+                ref.span,
+                f"data file {ref.written} ({ref.loader}) is not in the audited tree (expected at "
+                f"{ref.tree_path}): the helper fails to load it at run time",
+                key=f"data:{ref.written}",
+            )
+            continue
+        if ref.tree_path in seen:
+            continue
+        seen.add(ref.tree_path)
+        try:
+            data = context.snapshot.read(ref.tree_path)
+            text = decode_text(ref.tree_path, data, context.snapshot.size_limit)
+        except FileProblem as problem:
+            yield UNREADABLE_FILE.finding(
+                ref.tree_path, _first_line(), f"{ref.tree_path} {problem.reason}", key=ref.tree_path
+            )
+            continue
+        context.texts[ref.tree_path] = text
+        content_id = context.snapshot.content_id(ref.tree_path) or ""
+        fmt = ref.data_format or "plain"
+
+        def compute(path: str = ref.tree_path, text: str = text, fmt: str = fmt) -> object:
+            from auditor.data.validate import validate_data
+
+            return validate_data(path, text, fmt if fmt != "plain" else "")
+
+        result = cached(f"data-{fmt}", content_id, compute) if cached and content_id else compute()
+        context.data[ref.tree_path] = result
+        yield from result.findings  # type: ignore[attr-defined]
+
+
+def _first_line():  # type: ignore[no-untyped-def]
+    from auditor.findings import Span
+
+    return Span.point(1, 1)
+
+
+def resolve_target(target: Path) -> tuple[Path, str | None]:
+    """`check PATH`: a directory is the root; a file is the entry, its directory the root (or the
+    directory above when the file sits in `policy/`)."""
+    if not target.exists():
+        raise AuditError(f"{target} does not exist")
+    if target.is_dir():
+        return target, None
+    parent = target.parent
+    if parent.name == "policy":
+        return parent.parent, f"policy/{target.name}"
+    return parent, target.name

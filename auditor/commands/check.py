@@ -1,0 +1,101 @@
+"""`kumo-audit check [PATH]`: audit one policy tree as it is on disk."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from auditor.commands.common import (
+    add_output_options,
+    exit_code,
+    output_plan,
+    split_codes,
+    use_color,
+    write_outputs,
+)
+
+FORMATS = ("text", "json")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "check",
+        help="audit a policy tree (a directory or an init.lua)",
+        description="Audit a KumoMTA policy tree: Lua, data files, invariants.",
+    )
+    parser.add_argument(
+        "path",
+        nargs="?",
+        default=".",
+        type=Path,
+        help="policy directory or entry file (default: current directory)",
+    )
+    add_output_options(parser, FORMATS)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from auditor.check import audit_snapshot, resolve_target
+    from auditor.config import load_config
+    from auditor.kumo.paths import PathMap
+    from auditor.render import render
+    from auditor.render.base import RenderInput
+    from auditor.snapshot import FsSnapshot
+
+    root, entry = resolve_target(args.path)
+    config, config_path = load_config(root, args.config)
+    config = with_cli_overrides(config, args)
+    overrides = dict(PathMap.parse_option(o) for o in args.path_map)
+    snapshot = FsSnapshot(root, size_limit=config.size_limit)
+    result = audit_snapshot(
+        snapshot,
+        config,
+        entry=entry,
+        path_map_overrides=overrides,
+        cached=working_tree_cache(root),
+        use_suppressions=not args.no_suppressions,
+    )
+    data = RenderInput(
+        root=str(args.path),
+        findings=result.findings,
+        summary=result.summary(),
+        suppressions=result.suppressions,
+        extra={
+            "tool": {"entry": result.entry, "config": str(config_path) if config_path else None}
+        },
+    )
+    plan = output_plan(args.formats, args.outputs, sys.argv[1:])
+    rendered = {fmt: render(fmt, data, color=use_color(target)) for fmt, target in plan}
+    write_outputs(plan, rendered)
+    return exit_code(result.findings, args.fail_on or config.fail_on)
+
+
+def with_cli_overrides(config, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """Command-line --select replaces the configured selection; --ignore adds to it."""
+    update: dict[str, object] = {}
+    select = split_codes(args.select)
+    ignore = split_codes(args.ignore)
+    if select:
+        update["select"] = select
+    if ignore:
+        update["ignore"] = [*config.ignore, *ignore]
+    return config.model_copy(update=update) if update else config
+
+
+def working_tree_cache(root: Path):  # type: ignore[no-untyped-def]
+    """The content cache's lookup function, or None when the cache module is unavailable or disabled."""
+    try:
+        from auditor.cache import ContentCache, default_cache_dir
+    except ImportError:
+        return None
+    from auditor import __version__
+    from auditor.kumo.api import load_api
+
+    cache = ContentCache(default_cache_dir(root))
+    version = f"{__version__}:{load_api().api_hash()}"
+
+    def cached(namespace: str, content_id: str, compute):  # type: ignore[no-untyped-def]
+        return cache.get_or_compute(namespace, content_id, version, compute)
+
+    return cached

@@ -1,0 +1,133 @@
+"""Options shared by the commands that audit a policy and print findings."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from auditor.errors import UsageError
+from auditor.findings import Finding, Severity, at_or_above
+
+
+def add_output_options(parser: argparse.ArgumentParser, formats: tuple[str, ...]) -> None:
+    parser.add_argument(
+        "--format",
+        dest="formats",
+        action="append",
+        choices=formats,
+        metavar="FORMAT",
+        help=f"output format: {', '.join(formats)} (default text); may repeat, each "
+        "followed by its own --output",
+    )
+    parser.add_argument(
+        "--output",
+        dest="outputs",
+        action="append",
+        type=Path,
+        metavar="FILE",
+        help="write the preceding --format to FILE instead of standard output",
+    )
+    parser.add_argument(
+        "--fail-on",
+        choices=("error", "warning", "info"),
+        default=None,
+        help="lowest severity that makes the exit code 1 (default: error)",
+    )
+    parser.add_argument(
+        "--select",
+        action="append",
+        default=[],
+        metavar="CODES",
+        help="only these codes or prefixes (comma-separated, e.g. S,R101)",
+    )
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="CODES",
+        help="drop these codes or prefixes (comma-separated)",
+    )
+    parser.add_argument(
+        "--no-suppressions",
+        action="store_true",
+        help="report everything, ignoring inline suppressions and waivers",
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE", help="configuration file to use")
+    parser.add_argument(
+        "--path-map",
+        action="append",
+        default=[],
+        metavar="PREFIX=DIR",
+        help="map an absolute deployment path prefix to a directory of the tree",
+    )
+
+
+def split_codes(values: list[str]) -> list[str]:
+    return [c.strip().upper() for v in values for c in v.split(",") if c.strip()]
+
+
+def output_plan(
+    formats: list[str] | None, outputs: list[Path] | None, argv: list[str]
+) -> list[tuple[str, Path | None]]:
+    """Pair each --format with the --output that follows it (before the next --format)."""
+    formats = formats or ["text"]
+    if not outputs:
+        return [(f, None) for f in formats]
+    plan: list[tuple[str, Path | None]] = []
+    fmt_i = out_i = 0
+    current: str | None = None
+    tokens = iter(argv)
+    for token in tokens:
+        name, _, inline = token.partition("=")
+        if name == "--format":
+            if current is not None:
+                plan.append((current, None))
+            current = formats[fmt_i]
+            fmt_i += 1
+            if not inline:
+                next(tokens, None)
+        elif name == "--output":
+            if not inline:
+                next(tokens, None)
+            target = outputs[out_i]
+            out_i += 1
+            plan.append((current or "text", target))
+            current = None
+    if current is not None:
+        plan.append((current, None))
+    if not plan:
+        plan = [("text", outputs[0])]
+    return plan
+
+
+def write_outputs(plan: list[tuple[str, Path | None]], rendered: dict[str, str]) -> None:
+    for fmt, target in plan:
+        text = rendered[fmt]
+        if target is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:
+            write_atomic(target, text)
+
+
+def write_atomic(target: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a report."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
+def use_color(target: Path | None) -> bool:
+    if target is not None or os.environ.get("NO_COLOR"):
+        return False
+    return sys.stdout.isatty()
+
+
+def exit_code(findings: list[Finding], fail_on: str) -> int:
+    return 1 if at_or_above(findings, Severity.parse(fail_on)) else 0

@@ -1,0 +1,178 @@
+"""Loading stage: read Lua files from a snapshot, compile them, extract facts, build the policy model.
+
+Every file problem becomes a finding (E101, E102, E104, E105) and the rest of the tree is still
+audited. A file that does not compile contributes no facts: its other findings would be noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from auditor.findings import Finding, Span
+from auditor.kumo.api import KumoApi
+from auditor.kumo.model import ModelBuilder, PolicyModel
+from auditor.kumo.paths import PathMap
+from auditor.lua.facts import FileFacts
+from auditor.rules.load import LUA_SYNTAX_ERROR, MISSING_FILE, UNREADABLE_FILE
+from auditor.snapshot import FileProblem, Snapshot
+
+LUA_STDLIB = frozenset(
+    {"string", "table", "math", "io", "os", "coroutine", "utf8", "package", "debug"}
+)
+
+FactsCache = Callable[[str, str, Callable[[], object]], object]
+
+
+@dataclass(slots=True)
+class ParsedLua:
+    """What the loading stage keeps of one Lua file version (cacheable by content id)."""
+
+    facts: FileFacts | None
+    error: tuple[int, int, str] | None  # line, column, message of a syntax error
+
+
+@dataclass
+class LoadResult:
+    model: PolicyModel
+    findings: list[Finding] = field(default_factory=list)
+    texts: dict[str, str] = field(default_factory=dict)  # decoded text of every file read
+
+
+def decode_text(path: str, data: bytes, size_limit: int) -> str:
+    """UTF-8 text of a policy file, or FileProblem with the reason it cannot be audited."""
+    if len(data) > size_limit:
+        raise FileProblem(
+            path, f"is {len(data):,} bytes, over the size limit of {size_limit:,} bytes"
+        )
+    if b"\0" in data[:8192]:
+        raise FileProblem(path, "is a binary file, not Lua or data text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise FileProblem(
+            path, f"is not valid UTF-8 (byte 0x{data[exc.start]:02x} on line {line})"
+        ) from None
+
+
+def parse_lua(text: str, path: str) -> ParsedLua:
+    """Compile with Lua 5.4 (authoritative) and extract facts with tree-sitter."""
+    from auditor.lua.compile import compile_lua
+    from auditor.lua.facts import extract
+
+    error = compile_lua(text, path)
+    if error is not None:
+        column = _error_column(text, error.line)
+        return ParsedLua(None, (error.line, column, error.message))
+    return ParsedLua(extract(text.encode("utf-8")), None)
+
+
+def _error_column(text: str, line: int) -> int:
+    from auditor.lua.syntax import LineIndex, error_on_line, parse
+
+    source = text.encode("utf-8")
+    tree = parse(source)
+    node = error_on_line(tree, line - 1)
+    if node is None:
+        return 1
+    return LineIndex(source).column(node.start_point[0], node.start_point[1])
+
+
+class PolicyLoader:
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        entry: str,
+        path_map: PathMap,
+        api: KumoApi,
+        cached: FactsCache | None = None,
+    ) -> None:
+        self.snapshot = snapshot
+        self.entry = entry
+        self.path_map = path_map
+        self.api = api
+        self.cached = cached
+        self.findings: list[Finding] = []
+        self.texts: dict[str, str] = {}
+
+    def read_text(self, path: str) -> str | None:
+        """Text of a tree file, or None after reporting E102 (or nothing when the file is absent)."""
+        if path in self.texts:
+            return self.texts[path]
+        try:
+            data = self.snapshot.read(path)
+            text = decode_text(path, data, self.snapshot.size_limit)
+        except FileNotFoundError:
+            return None
+        except FileProblem as problem:
+            self.findings.append(
+                UNREADABLE_FILE.finding(
+                    path, Span.point(1, 1), f"{path} {problem.reason}", key=path
+                )
+            )
+            self.texts[path] = None  # type: ignore[assignment]
+            return None
+        self.texts[path] = text
+        return text
+
+    def _load_lua(self, path: str) -> tuple[FileFacts, str] | None:
+        text = self.read_text(path)
+        if text is None:
+            return None
+        content_id = self.snapshot.content_id(path) or ""
+        if self.cached is not None and content_id:
+            parsed = self.cached("lua", content_id, lambda: parse_lua(text, path))
+        else:
+            parsed = parse_lua(text, path)
+        assert isinstance(parsed, ParsedLua)
+        if parsed.error is not None:
+            line, column, message = parsed.error
+            self.findings.append(
+                LUA_SYNTAX_ERROR.finding(
+                    path, Span.point(line, column), message, key=f"{path}:{message}"
+                )
+            )
+            return None
+        assert parsed.facts is not None
+        return parsed.facts, text
+
+    def load(self) -> LoadResult:
+        builder = ModelBuilder(
+            self.entry, self.path_map, self.api, self._load_lua, self.snapshot.exists
+        )
+        model = builder.build()
+        self.findings.extend(model.load_findings)
+        self._missing_modules(model)
+        self._symlinks_outside()
+        return LoadResult(
+            model, self.findings, {k: v for k, v in self.texts.items() if v is not None}
+        )
+
+    def _missing_modules(self, model: PolicyModel) -> None:
+        for edge in model.requires:
+            if edge.target is not None or edge.helper is not None or edge.name == "kumo":
+                continue
+            if edge.name in LUA_STDLIB or edge.name.startswith("policy-extras."):
+                continue
+            self.findings.append(
+                MISSING_FILE.finding(
+                    edge.module,
+                    edge.span,
+                    f"module '{edge.name}' is not in the audited tree (searched KumoMTA's package.path "
+                    "mapped into the tree, and the policy's directory): require raises 'module not found' "
+                    "when a Lua context is created",
+                    key=f"module:{edge.name}",
+                )
+            )
+
+    def _symlinks_outside(self) -> None:
+        for problem in self.snapshot.problems():
+            self.findings.append(
+                UNREADABLE_FILE.finding(
+                    problem.path,
+                    Span.point(1, 1),
+                    f"{problem.path} {problem.reason}; it is not followed or audited",
+                    key=problem.path,
+                )
+            )

@@ -1,0 +1,587 @@
+"""Extracts the facts of one Lua file that the policy model needs, in one walk of its syntax tree.
+
+Facts are plain picklable data (no tree-sitter nodes), so they can be cached by the file's content id.
+Names are resolved lexically into *paths*: tuples such as ``("kumo", "start_esmtp_listener")``,
+``("require", "policy-extras.queue", "setup_with_options", "()", "apply")``, ``("fn", 3)`` for a function
+defined in this file, ``("global", "io", "open")`` for an unbound name, ``("local", "x")`` for a local whose
+value is not tracked. ``"()"`` marks the result of a call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_left
+from dataclasses import dataclass, field
+
+from tree_sitter import Node
+
+from auditor.findings import Span
+from auditor.lua.literal import Evaluator, Lit, Unknown, Value
+from auditor.lua.syntax import LineIndex, parse
+
+Path = tuple[object, ...]
+
+FILE_LEVEL = -1  # `func` of code that runs when the file itself runs
+
+
+@dataclass(slots=True)
+class FunctionDef:
+    id: int
+    name: str | None
+    span: Span
+    parent: int  # enclosing function id, or FILE_LEVEL
+    params: list[str]
+    body_hash: str
+
+
+@dataclass(slots=True)
+class CallFact:
+    callee: Path
+    text: str  # callee as written
+    args: list[Value]
+    arg_refs: list[Path | None]
+    span: Span  # whole call
+    name_span: Span  # callee expression
+    func: int
+    method: bool = False
+    in_condition: bool = False  # inside an if/loop body: may not run
+
+
+@dataclass(slots=True)
+class GlobalWrite:
+    name: str
+    span: Span
+    func: int
+    is_function: bool = False
+
+
+@dataclass(slots=True)
+class MemberUse:
+    path: Path  # base path + member
+    span: Span
+    func: int
+
+
+@dataclass(slots=True)
+class Statement:
+    """A top-level statement, hashed without comments and whitespace (for semantic diffs)."""
+
+    kind: str
+    span: Span
+    digest: str
+    label: str
+
+
+@dataclass(slots=True)
+class Comment:
+    line: int
+    column: int
+    end_line: int
+    text: str
+    standalone: bool  # nothing but whitespace before it on its line
+
+
+@dataclass(slots=True)
+class FileFacts:
+    functions: list[FunctionDef] = field(default_factory=list)
+    calls: list[CallFact] = field(default_factory=list)
+    globals: list[GlobalWrite] = field(default_factory=list)
+    members: list[MemberUse] = field(default_factory=list)
+    comments: list[Comment] = field(default_factory=list)
+    statements: list[Statement] = field(default_factory=list)
+    returns: Path | None = None  # what the chunk returns (module value)
+    returns_table: str | None = None  # name of the local table it returns, e.g. "M"
+    global_functions: dict[str, int] = field(default_factory=dict)
+    statement_lines: list[tuple[int, int]] = field(default_factory=list)  # every statement's lines
+    has_error: bool = False
+
+
+_SCOPE_STATEMENTS = {
+    "do_statement",
+    "while_statement",
+    "repeat_statement",
+    "if_statement",
+    "for_statement",
+    "elseif_statement",
+    "else_statement",
+}
+_KUMO_PATH: Path = ("kumo",)
+
+
+class _Scope:
+    __slots__ = ("names", "parent")
+
+    def __init__(self, parent: _Scope | None) -> None:
+        self.parent = parent
+        self.names: dict[str, object] = {}
+
+    def lookup(self, name: str) -> object | None:
+        scope: _Scope | None = self
+        while scope is not None:
+            if name in scope.names:
+                return scope.names[name]
+            scope = scope.parent
+        return None
+
+
+class _Const:
+    """A local bound to a literal value (usable by the literal evaluator)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Value) -> None:
+        self.value = value
+
+
+class _Extractor:
+    def __init__(self, source: bytes) -> None:
+        self.index = LineIndex(source)
+        self.facts = FileFacts()
+        self.scope = _Scope(None)
+        self.func = FILE_LEVEL
+        self.conditional = 0
+        self.evaluator = Evaluator(self.index, self._const_lookup)
+        self._defined: dict[
+            int, int
+        ] = {}  # function node start byte -> id (a node is defined once)
+
+    # ----- names -----------------------------------------------------------------------------------
+    def _const_lookup(self, name: str) -> Value | None:
+        bound = self.scope.lookup(name)
+        return bound.value if isinstance(bound, _Const) else None
+
+    def resolve(self, node: Node) -> Path | None:
+        """The path an expression denotes, when it is a name, a field of one, or a call result."""
+        kind = node.type
+        if kind == "identifier":
+            name = _text(node)
+            bound = self.scope.lookup(name)
+            if bound is None:
+                if name == "kumo":
+                    return _KUMO_PATH
+                if name in self.facts.global_functions:
+                    return ("fn", self.facts.global_functions[name])
+                return ("global", name)
+            if isinstance(bound, _Const):
+                return ("local", name)
+            return bound  # type: ignore[return-value]
+        if kind == "dot_index_expression":
+            table = node.child_by_field_name("table")
+            fld = node.child_by_field_name("field")
+            base = self.resolve(table) if table is not None else None
+            if base is None or fld is None:
+                return None
+            return (*base, _text(fld))
+        if kind == "method_index_expression":
+            table = node.child_by_field_name("table")
+            method = node.child_by_field_name("method")
+            base = self.resolve(table) if table is not None else None
+            if base is None or method is None:
+                return None
+            return (*base, _text(method))
+        if kind == "bracket_index_expression":
+            table = node.child_by_field_name("table")
+            fld = node.child_by_field_name("field")
+            base = self.resolve(table) if table is not None else None
+            if base is None or fld is None or fld.type != "string":
+                return None
+            value = self.evaluator.eval(fld)
+            return (*base, value.value) if isinstance(value, Lit) else None
+        if kind == "parenthesized_expression":
+            inner = node.named_children
+            return self.resolve(inner[0]) if inner else None
+        if kind == "function_call":
+            callee = node.child_by_field_name("name")
+            if callee is None:
+                return None
+            base = self.resolve(callee)
+            if base is None:
+                return None
+            if base == ("global", "require"):
+                module = self._require_name(node)
+                if module == "kumo":
+                    return _KUMO_PATH
+                return ("require", module) if module else None
+            if base[:2] == ("kumo", "memoize"):
+                args = _call_args(node)
+                if args:
+                    target = self.value_ref(args[0])
+                    if target is not None:
+                        return ("memoized", *target)
+            return (*base, "()")
+        return None
+
+    def _require_name(self, call: Node) -> str | None:
+        args = _call_args(call)
+        if len(args) == 1:
+            value = self.evaluator.eval(args[0])
+            if isinstance(value, Lit) and isinstance(value.value, str):
+                return value.value
+        return None
+
+    def value_ref(self, node: Node) -> Path | None:
+        """Reference carried by an argument: an inline function or a resolvable name."""
+        if node.type == "function_definition":
+            return ("fn", self.define_function(node, None))
+        return self.resolve(node)
+
+    # ----- functions -------------------------------------------------------------------------------
+    def define_function(self, node: Node, name: str | None) -> int:
+        known = self._defined.get(node.start_byte)
+        if known is not None:
+            return known
+        fid = len(self.facts.functions)
+        self._defined[node.start_byte] = fid
+        params_node = node.child_by_field_name("parameters")
+        params = (
+            [_text(p) for p in params_node.named_children if p.type == "identifier"]
+            if params_node
+            else []
+        )
+        body = node.child_by_field_name("body")
+        self.facts.functions.append(
+            FunctionDef(
+                fid, name, self.index.span(node), self.func, params, self.tokens.digest(body)
+            )
+        )
+        saved_func, saved_scope, saved_cond = self.func, self.scope, self.conditional
+        self.func, self.scope, self.conditional = fid, _Scope(self.scope), 0
+        for p in params:
+            self.scope.names[p] = ("param", p)
+        if body is not None:
+            self.block(body)
+        self.func, self.scope, self.conditional = saved_func, saved_scope, saved_cond
+        return fid
+
+    # ----- statements ------------------------------------------------------------------------------
+    def block(self, node: Node) -> None:
+        for child in node.named_children:
+            self.statement(child)
+
+    def statement(self, node: Node) -> None:
+        kind = node.type
+        if kind == "comment":
+            self.comment(node)
+            return
+        self.facts.statement_lines.append((node.start_point[0] + 1, node.end_point[0] + 1))
+        if kind == "variable_declaration":
+            self.local_declaration(node)
+        elif kind == "function_declaration":
+            self.function_declaration(node)
+        elif kind == "assignment_statement":
+            self.assignment(node, local=False)
+        elif kind == "function_call":
+            self.expression(node)
+        elif kind == "return_statement":
+            self.return_statement(node)
+        elif kind in _SCOPE_STATEMENTS:
+            self.compound(node)
+        elif kind == "block":
+            self.block(node)
+        else:
+            for child in node.named_children:
+                self.expression(child)
+
+    def compound(self, node: Node) -> None:
+        saved = self.scope
+        self.scope = _Scope(self.scope)
+        conditional = node.type != "do_statement"
+        if conditional:
+            self.conditional += 1
+        for child in node.named_children:
+            kind = child.type
+            if kind == "block":
+                self.block(child)
+            elif kind in ("elseif_statement", "else_statement"):
+                self.compound(child)
+            elif kind == "comment":
+                self.comment(child)
+            elif kind in ("for_numeric_clause", "for_generic_clause"):
+                self.for_clause(child)
+            else:
+                self.expression(child)
+        if conditional:
+            self.conditional -= 1
+        self.scope = saved
+
+    def for_clause(self, node: Node) -> None:
+        names: list[str] = []
+        for child in node.named_children:
+            if (
+                child.type == "identifier"
+                and node.field_name_for_named_child(node.named_children.index(child)) == "name"
+            ):
+                names.append(_text(child))
+            elif child.type == "variable_list":
+                names.extend(_text(n) for n in child.named_children if n.type == "identifier")
+            else:
+                self.expression(child)
+        for name in names:
+            self.scope.names[name] = ("local", name)
+
+    def local_declaration(self, node: Node) -> None:
+        for child in node.named_children:
+            if child.type == "assignment_statement":
+                self.assignment(child, local=True)
+            elif child.type == "variable_list":
+                for name in child.named_children:
+                    if name.type == "identifier":
+                        self.scope.names[_text(name)] = ("local", _text(name))
+            elif child.type == "function_declaration":
+                self.function_declaration(child, local=True)
+            elif child.type == "comment":
+                self.comment(child)
+
+    def function_declaration(self, node: Node, local: bool = False) -> None:
+        name_node = node.child_by_field_name("name")
+        name = _text(name_node) if name_node is not None else None
+        if local or (node.children and node.children[0].type == "local"):
+            local = True
+        if local and name:
+            # `local function f` is in scope inside its own body (recursion)
+            self.scope.names[name] = ("fn", len(self.facts.functions))
+            self.define_function(node, name)
+            return
+        fid = len(self.facts.functions)
+        if name_node is not None and name_node.type == "identifier" and name:
+            bound = self.scope.lookup(name)
+            if bound is None:
+                self.facts.global_functions[name] = fid
+                self.facts.globals.append(
+                    GlobalWrite(name, self.index.span(name_node), self.func, True)
+                )
+            else:
+                self.scope_assign(name, ("fn", fid))
+        elif name_node is not None:
+            qualified = name.replace(":", ".") if name else None
+            name = qualified
+        self.define_function(node, name)
+
+    def scope_assign(self, name: str, value: object) -> None:
+        scope: _Scope | None = self.scope
+        while scope is not None:
+            if name in scope.names:
+                scope.names[name] = value
+                return
+            scope = scope.parent
+
+    def assignment(self, node: Node, *, local: bool) -> None:
+        targets_node = next((c for c in node.named_children if c.type == "variable_list"), None)
+        values_node = next((c for c in node.named_children if c.type == "expression_list"), None)
+        targets = (
+            [t for t in targets_node.named_children if t.type != "attribute"]
+            if targets_node
+            else []
+        )
+        values = list(values_node.named_children) if values_node else []
+        values = [v for v in values if v.type != "comment"]
+        bound: list[object] = []
+        for i, target in enumerate(targets):
+            value_node = values[i] if i < len(values) else None
+            name = _text(target) if target.type == "identifier" else None
+            bound.append(self.bind_value(value_node, name if name else _text(target)))
+        for value_node in values[len(targets) :]:
+            self.expression(value_node)
+        for target, binding in zip(targets, bound, strict=True):
+            if target.type == "identifier":
+                name = _text(target)
+                if local:
+                    self.scope.names[name] = binding
+                elif self.scope.lookup(name) is not None:
+                    self.scope_assign(
+                        name, ("local", name) if isinstance(binding, _Const) else binding
+                    )
+                else:
+                    is_fn = isinstance(binding, tuple) and binding[:1] == ("fn",)
+                    if is_fn:
+                        self.facts.global_functions[name] = binding[1]  # type: ignore[index]
+                    self.facts.globals.append(
+                        GlobalWrite(name, self.index.span(target), self.func, is_fn)
+                    )
+            else:
+                self.expression(target)
+
+    def bind_value(self, value_node: Node | None, name: str) -> object:
+        """Evaluate the right-hand side once: walk it for calls, and return what the name now denotes."""
+        if value_node is None:
+            return ("local", name)
+        kind = value_node.type
+        if kind == "function_definition":
+            return ("fn", self.define_function(value_node, name))
+        if kind in ("string", "number", "true", "false", "table_constructor") or (
+            kind == "unary_expression" and value_node.named_children
+        ):
+            value = self.evaluator.eval(value_node)
+            self.expression(value_node)
+            if isinstance(value, Lit) and kind != "table_constructor":
+                return _Const(value)
+            return ("local", name)
+        path = self.resolve(value_node)
+        self.expression(value_node)
+        if path is not None:
+            return path
+        return ("local", name)
+
+    def return_statement(self, node: Node) -> None:
+        values = [c for c in node.named_children if c.type == "expression_list"]
+        exprs = values[0].named_children if values else []
+        for expr in exprs:
+            self.expression(expr)
+        if self.func == FILE_LEVEL and exprs:
+            first = exprs[0]
+            self.facts.returns = self.resolve(first)
+            if first.type == "identifier":
+                self.facts.returns_table = _text(first)
+
+    def comment(self, node: Node) -> None:
+        span = self.index.span(node)
+        line_text = self.index.line_text(span.line)
+        standalone = line_text[: span.column - 1].strip() == ""
+        self.facts.comments.append(
+            Comment(span.line, span.column, span.end_line, _text(node), standalone)
+        )
+
+    # ----- expressions -----------------------------------------------------------------------------
+    def expression(self, node: Node) -> None:
+        """Walk an expression for calls, nested functions, comments and member uses (iteratively)."""
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            kind = current.type
+            if kind == "function_call":
+                self.call(current, stack)
+            elif kind == "function_definition":
+                self.define_function(current, None)
+            elif kind == "comment":
+                self.comment(current)
+            elif kind in ("dot_index_expression", "method_index_expression"):
+                path = self.resolve(current)
+                if path is not None and path[0] in ("kumo", "require"):
+                    self.facts.members.append(MemberUse(path, self.index.span(current), self.func))
+                table = current.child_by_field_name("table")
+                if table is not None:
+                    stack.append(table)
+            elif current.child_count:
+                stack.extend(reversed(current.children))
+
+    def call(self, node: Node, stack: list[Node]) -> None:
+        callee_node = node.child_by_field_name("name")
+        args_node = node.child_by_field_name("arguments")
+        args = _call_args(node)
+        callee = self.resolve(callee_node) if callee_node is not None else None
+        method = callee_node is not None and callee_node.type == "method_index_expression"
+        arg_values: list[Value] = []
+        arg_refs: list[Path | None] = []
+        for arg in args:
+            if arg.type == "function_definition":
+                arg_values.append(Unknown(self.index.span(arg), "function"))
+                arg_refs.append(("fn", self.define_function(arg, None)))
+                continue
+            arg_values.append(self.evaluator.eval(arg))
+            arg_refs.append(self.resolve(arg) if arg.type != "table_constructor" else None)
+            stack.append(arg)
+        if callee is not None:
+            self.facts.calls.append(
+                CallFact(
+                    callee=callee,
+                    text=_text(callee_node) if callee_node is not None else "",
+                    args=arg_values,
+                    arg_refs=arg_refs,
+                    span=self.index.span(node),
+                    name_span=self.index.span(callee_node)
+                    if callee_node is not None
+                    else self.index.span(node),
+                    func=self.func,
+                    method=method,
+                    in_condition=self.conditional > 0,
+                )
+            )
+        if callee_node is not None:
+            if callee_node.type in ("dot_index_expression", "method_index_expression"):
+                table = callee_node.child_by_field_name("table")
+                if table is not None:
+                    stack.append(table)
+            elif callee_node.type != "identifier":
+                stack.append(callee_node)
+        if args_node is not None:
+            for child in args_node.children:
+                if child.type == "comment":
+                    self.comment(child)
+
+    # ----- top level -------------------------------------------------------------------------------
+    def chunk(self, root: Node) -> None:
+        self.tokens = TokenIndex(root)
+        for child in root.named_children:
+            if child.type != "comment":
+                self.facts.statements.append(
+                    Statement(
+                        child.type, self.index.span(child), self.tokens.digest(child), _label(child)
+                    )
+                )
+            self.statement(child)
+
+
+def _call_args(call: Node) -> list[Node]:
+    args_node = call.child_by_field_name("arguments")
+    if args_node is None:
+        return []
+    if args_node.type in ("string", "table_constructor"):
+        return [args_node]
+    named = [c for c in args_node.named_children if c.type != "comment"]
+    if (
+        not named
+        and args_node.child_count == 1
+        and args_node.children[0].type in ("string", "table_constructor")
+    ):
+        return [args_node.children[0]]
+    return named
+
+
+def _text(node: Node | None) -> str:
+    if node is None or node.text is None:
+        return ""
+    return node.text.decode("utf-8", "replace")
+
+
+class TokenIndex:
+    """Leaf tokens of a file (comments dropped) with their byte offsets, collected in one walk."""
+
+    def __init__(self, root: Node) -> None:
+        starts: list[int] = []
+        tokens: list[bytes] = []
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            kind = node.type
+            if kind == "comment":
+                continue
+            if node.child_count == 0 or kind == "string":
+                starts.append(node.start_byte)
+                tokens.append(node.text or b"")
+            else:
+                stack.extend(reversed(node.children))
+        self.starts = starts
+        self.tokens = tokens
+
+    def digest(self, node: Node | None) -> str:
+        """Hash of the tokens under `node`, ignoring comments and whitespace: reformatting keeps it."""
+        h = hashlib.sha1()
+        if node is not None:
+            lo = bisect_left(self.starts, node.start_byte)
+            hi = bisect_left(self.starts, node.end_byte)
+            h.update(b"\0".join(self.tokens[lo:hi]))
+        return h.hexdigest()
+
+
+def _label(node: Node) -> str:
+    text = _text(node).split("\n", 1)[0].strip()
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def extract(source: bytes) -> FileFacts:
+    """Parse `source` (UTF-8 Lua) and extract its facts."""
+    tree = parse(source)
+    extractor = _Extractor(source)
+    extractor.facts.has_error = tree.root_node.has_error
+    extractor.chunk(tree.root_node)
+    return extractor.facts

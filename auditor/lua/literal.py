@@ -1,0 +1,335 @@
+"""Turns Lua literal expressions into Python values that keep their source positions.
+
+Strings (every Lua escape, long brackets), numbers (hex floats, integer wrap-around), booleans, nil and
+table constructors become `Lit`/`Table`; anything else becomes `Unknown`, never a guess.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Union
+
+from tree_sitter import Node
+
+from auditor.findings import Span
+from auditor.lua.syntax import LineIndex
+
+MAX_DEPTH = 200  # Lua itself refuses deeper nesting (LUAI_MAXCCALLS)
+
+Scalar = Union[str, int, float, bool, None]
+
+
+@dataclass(slots=True)
+class Lit:
+    value: Scalar
+    span: Span
+
+    is_unknown = False
+
+    def py(self) -> Scalar:
+        return self.value
+
+
+@dataclass(slots=True)
+class Unknown:
+    """A value that is not a literal (a variable, a call, an operation)."""
+
+    span: Span
+    source: str = ""
+
+    is_unknown = True
+
+    def py(self) -> Unknown:
+        return self
+
+
+@dataclass(slots=True)
+class Entry:
+    key: Scalar | Unknown  # None for positional entries before numbering
+    value: Value
+    key_span: Span | None  # None for positional entries
+
+
+@dataclass(slots=True)
+class Table:
+    entries: list[Entry]
+    span: Span
+    _index: dict[Scalar, Entry] | None = field(default=None, repr=False)
+
+    is_unknown = False
+
+    def _keyed(self) -> dict[Scalar, Entry]:
+        if self._index is None:
+            index: dict[Scalar, Entry] = {}
+            for entry in self.entries:
+                if not isinstance(entry.key, Unknown):
+                    index[entry.key] = entry  # Lua keeps the last duplicate
+            self._index = index
+        return self._index
+
+    def get(self, key: Scalar) -> Value | None:
+        entry = self._keyed().get(key)
+        return entry.value if entry else None
+
+    def entry(self, key: Scalar) -> Entry | None:
+        return self._keyed().get(key)
+
+    def fields(self) -> Iterator[tuple[str, Entry]]:
+        """String-keyed entries in source order."""
+        for entry in self.entries:
+            if isinstance(entry.key, str):
+                yield entry.key, entry
+
+    def array(self) -> list[Value]:
+        """The sequence part (keys 1..n), as ipairs would see it."""
+        out: list[Value] = []
+        index = self._keyed()
+        i = 1
+        while i in index:
+            out.append(index[i].value)
+            i += 1
+        return out
+
+    @property
+    def has_unknown_keys(self) -> bool:
+        return any(isinstance(e.key, Unknown) for e in self.entries)
+
+    def py(self) -> dict[Scalar, object] | list[object]:
+        """Plain Python: a list for a pure sequence, else a dict (unknown parts stay `Unknown`)."""
+        index = self._keyed()
+        if index and all(isinstance(k, int) and not isinstance(k, bool) for k in index):
+            seq = self.array()
+            if len(seq) == len(index):
+                return [v.py() for v in seq]
+        if not index and not self.entries:
+            return {}
+        return {k: e.value.py() for k, e in index.items()}
+
+
+Value = Union[Lit, Table, Unknown]
+
+Env = Callable[[str], "Value | None"]
+
+_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "\\": "\\",
+    '"': '"',
+    "'": "'",
+    "\n": "\n",
+}
+_LONG_OPEN = re.compile(r"^\[(=*)\[")
+
+
+def decode_string(raw: str) -> str:
+    """The value of a Lua string literal given its full source text (quotes or long brackets included)."""
+    long = _LONG_OPEN.match(raw)
+    if long:
+        level = len(long.group(1))
+        body = raw[level + 2 : len(raw) - level - 2]
+        if body.startswith("\r\n") or body.startswith("\n\r"):
+            body = body[2:]
+        elif body.startswith(("\n", "\r")):
+            body = body[1:]
+        return body
+    body = raw[1:-1]
+    if "\\" not in body:
+        return body
+    out: list[str] = []
+    i, n = 0, len(body)
+    while i < n:
+        ch = body[i]
+        if ch != "\\":
+            out.append(ch)
+            i += 1
+            continue
+        i += 1
+        if i >= n:
+            break
+        esc = body[i]
+        if esc in _ESCAPES:
+            out.append(_ESCAPES[esc])
+            i += 1
+            if esc == "\n" and i < n and body[i] == "\r":
+                i += 1
+        elif esc == "\r":
+            out.append("\n")
+            i += 1
+            if i < n and body[i] == "\n":
+                i += 1
+        elif esc == "z":
+            i += 1
+            while i < n and body[i] in " \t\r\n\f\v":
+                i += 1
+        elif esc == "x":
+            out.append(chr(int(body[i + 1 : i + 3], 16)))
+            i += 3
+        elif esc == "u":
+            end = body.index("}", i)
+            out.append(_utf8_char(int(body[i + 2 : end], 16)))
+            i = end + 1
+        elif esc.isdigit():
+            j = i
+            while j < n and j < i + 3 and body[j].isdigit():
+                j += 1
+            out.append(chr(int(body[i:j])))
+            i = j
+        else:
+            out.append(esc)
+            i += 1
+    return "".join(out)
+
+
+def _utf8_char(code: int) -> str:
+    try:
+        return chr(code)
+    except ValueError:  # Lua allows code points up to 2^31; Python cannot hold them
+        return "\ufffd"
+
+
+def parse_number(raw: str) -> int | float:
+    text = raw.strip()
+    lower = text.lower()
+    if lower.startswith("0x"):
+        if any(c in lower for c in ".p"):
+            return float.fromhex(lower)
+        value = int(lower, 16) & 0xFFFFFFFFFFFFFFFF  # Lua wraps hex integers modulo 2^64
+        return value - (1 << 64) if value >= 1 << 63 else value
+    if any(c in lower for c in ".en") or lower in ("inf", "nan"):
+        return float(lower)
+    value = int(lower)
+    if -(1 << 63) <= value < (1 << 63):
+        return value
+    return float(lower)  # decimal integers that overflow become floats in Lua
+
+
+class Evaluator:
+    """Evaluates expression nodes of one file. `env` resolves identifiers to known constant values."""
+
+    def __init__(self, index: LineIndex, env: Env | None = None) -> None:
+        self.index = index
+        self.env = env
+
+    def eval(self, node: Node, depth: int = 0) -> Value:
+        span = self.index.span(node)
+        if depth > MAX_DEPTH:
+            return Unknown(span, "<nested too deep>")
+        kind = node.type
+        if kind == "string":
+            return Lit(decode_string(_text(node)), span)
+        if kind == "number":
+            try:
+                return Lit(parse_number(_text(node)), span)
+            except ValueError:
+                return Unknown(span, _text(node))
+        if kind == "true":
+            return Lit(True, span)
+        if kind == "false":
+            return Lit(False, span)
+        if kind == "nil":
+            return Lit(None, span)
+        if kind == "table_constructor":
+            return self._table(node, span, depth)
+        if kind == "parenthesized_expression":
+            inner = node.named_children
+            if inner:
+                value = self.eval(inner[0], depth + 1)
+                return _respan(value, span)
+        if kind == "unary_expression":
+            return self._unary(node, span, depth)
+        if kind == "binary_expression":
+            return self._binary(node, span, depth)
+        if kind == "identifier" and self.env is not None:
+            known = self.env(_text(node))
+            if known is not None:
+                return _respan(known, span)
+        return Unknown(span, _short(node))
+
+    def _table(self, node: Node, span: Span, depth: int) -> Table:
+        entries: list[Entry] = []
+        position = 1
+        for child in node.named_children:
+            if child.type != "field":
+                continue
+            name = child.child_by_field_name("name")
+            value_node = child.child_by_field_name("value")
+            if value_node is None:
+                continue
+            value = self.eval(value_node, depth + 1)
+            if name is None:
+                entries.append(Entry(position, value, None))
+                position += 1
+                continue
+            key_span = self.index.span(name)
+            if name.type == "identifier" and _is_named_field(child):
+                entries.append(Entry(_text(name), value, key_span))
+            else:
+                key = self.eval(name, depth + 1)
+                entries.append(Entry(key.value if isinstance(key, Lit) else key, value, key_span))
+        return Table(entries, span)
+
+    def _unary(self, node: Node, span: Span, depth: int) -> Value:
+        operand = node.child_by_field_name("operand")
+        op = node.children[0].type if node.children else ""
+        if operand is not None:
+            value = self.eval(operand, depth + 1)
+            if isinstance(value, Lit):
+                if (
+                    op == "-"
+                    and isinstance(value.value, (int, float))
+                    and not isinstance(value.value, bool)
+                ):
+                    return Lit(-value.value, span)
+                if op == "not":
+                    return Lit(value.value in (None, False), span)
+        return Unknown(span, _short(node))
+
+    def _binary(self, node: Node, span: Span, depth: int) -> Value:
+        left_node = node.child_by_field_name("left")
+        right_node = node.child_by_field_name("right")
+        operator = node.child_by_field_name("operator")
+        op = operator.type if operator is not None else ""
+        if op == ".." and left_node is not None and right_node is not None:
+            left, right = self.eval(left_node, depth + 1), self.eval(right_node, depth + 1)
+            if isinstance(left, Lit) and isinstance(right, Lit):
+                parts = [_concat_part(left.value), _concat_part(right.value)]
+                if None not in parts:
+                    return Lit(f"{parts[0]}{parts[1]}", span)
+        return Unknown(span, _short(node))
+
+
+def _concat_part(value: Scalar) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return f"{value:.1f}"
+    return str(value)
+
+
+def _is_named_field(field_node: Node) -> bool:
+    """`{name = v}` (identifier key) rather than `{[name] = v}` (expression key)."""
+    first = field_node.children[0] if field_node.children else None
+    return first is not None and first.type != "["
+
+
+def _respan(value: Value, span: Span) -> Value:
+    if isinstance(value, Lit):
+        return Lit(value.value, span)
+    return value
+
+
+def _text(node: Node) -> str:
+    raw = node.text
+    return raw.decode("utf-8", "replace") if raw is not None else ""
+
+
+def _short(node: Node) -> str:
+    text = _text(node)
+    return text if len(text) <= 60 else text[:57] + "..."

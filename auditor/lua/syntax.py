@@ -1,0 +1,89 @@
+"""tree-sitter-lua parsing and position conversion (tree-sitter counts bytes; findings count characters)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import tree_sitter_lua
+from tree_sitter import Language, Node, Parser, Tree
+
+from auditor.findings import Span
+
+
+@cache
+def _parser() -> Parser:
+    return Parser(Language(tree_sitter_lua.language()))
+
+
+def parse(source: bytes) -> Tree:
+    return _parser().parse(source)
+
+
+class LineIndex:
+    """Converts tree-sitter (row, byte column) points into 1-based line and character column."""
+
+    __slots__ = ("_lines", "_source")
+
+    def __init__(self, source: bytes) -> None:
+        self._source = source
+        self._lines: list[bytes] | None = None
+
+    def _line(self, row: int) -> bytes:
+        if self._lines is None:
+            self._lines = self._source.split(b"\n")
+        return self._lines[row] if row < len(self._lines) else b""
+
+    def column(self, row: int, byte_col: int) -> int:
+        line = self._line(row)
+        prefix = line[:byte_col]
+        if prefix.isascii():
+            return byte_col + 1
+        return len(prefix.decode("utf-8", "replace")) + 1
+
+    def span(self, node: Node) -> Span:
+        (sr, sc), (er, ec) = node.start_point, node.end_point
+        return Span(sr + 1, self.column(sr, sc), er + 1, self.column(er, ec))
+
+    def point_span(self, row: int, byte_col: int) -> Span:
+        col = self.column(row, byte_col)
+        return Span(row + 1, col, row + 1, col)
+
+    def line_text(self, line: int) -> str:
+        return self._line(line - 1).decode("utf-8", "replace")
+
+
+def text(node: Node) -> str:
+    raw = node.text
+    return raw.decode("utf-8", "replace") if raw is not None else ""
+
+
+def first_error(tree: Tree) -> Node | None:
+    """The first ERROR or MISSING node in document order, found without recursion."""
+    if not tree.root_node.has_error:
+        return None
+    cursor = tree.walk()
+    while True:
+        node = cursor.node
+        if node is not None and (node.is_error or node.is_missing):
+            return node
+        if node is not None and node.has_error and cursor.goto_first_child():
+            continue
+        while not cursor.goto_next_sibling():
+            if not cursor.goto_parent():
+                return None
+
+
+def error_on_line(tree: Tree, row: int) -> Node | None:
+    """The first ERROR/MISSING node that starts on `row` (0-based), to give a Lua message a column."""
+    if not tree.root_node.has_error:
+        return None
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.end_point[0] < row or node.start_point[0] > row:
+            continue
+        if (node.is_error or node.is_missing) and node.start_point[0] == row:
+            return node
+        if node.has_error:
+            stack.extend(reversed(node.children))
+    return None

@@ -1,0 +1,65 @@
+"""Human output: `path:line:col: CODE [severity] message`, grouped by file, then a summary line."""
+
+from __future__ import annotations
+
+from auditor.findings import Finding, Severity
+from auditor.render.base import RenderInput
+
+_COLORS = {Severity.ERROR: "\033[31m", Severity.WARNING: "\033[33m", Severity.INFO: "\033[36m"}
+_BOLD, _DIM, _RESET = "\033[1m", "\033[2m", "\033[0m"
+
+
+def _paint(text: str, code: str, color: bool) -> str:
+    return f"{code}{text}{_RESET}" if color else text
+
+
+def format_finding(f: Finding, *, color: bool = False) -> str:
+    where = _paint(f"{f.path}:{f.line}:{f.column}:", _BOLD, color)
+    label = _paint(f"{f.code} [{f.severity.value}]", _COLORS[f.severity], color)
+    line = f"{where} {label} {f.message}"
+    if f.fix:
+        line += "\n    " + _paint(f"fix: {f.fix}", _DIM, color)
+    return line
+
+
+def render(data: RenderInput, *, color: bool = False) -> str:
+    lines: list[str] = []
+    shown = sorted((f for f in data.findings if not f.suppressed), key=Finding.sort_key)
+    current = None
+    for finding in shown:
+        if finding.path != current:
+            if current is not None:
+                lines.append("")
+            current = finding.path
+        lines.append(format_finding(finding, color=color))
+    if data.reload:
+        lines.append("")
+        lines.append(f"reload impact: {data.reload.get('impact')}")
+        for element in data.reload.get("elements", [])[:50]:
+            lines.append(
+                f"  {element.get('path')}:{element.get('line')}: {element.get('impact')}: "
+                f"{element.get('element')}: {element.get('reason')}"
+            )
+    if data.suppressions:
+        lines.append("")
+        lines.append("suppressions used:")
+        for s in data.suppressions:
+            extra = "".join(
+                f" {k}={v}" for k, v in (("ticket", s.ticket), ("expires", s.expires)) if v
+            )
+            where = f"{s.path}:{s.line}" if s.line else s.path
+            lines.append(f"  {where}: {s.kind}: {s.reason}{extra}")
+    counts = data.summary.get("by_severity", {})
+    total = data.summary.get("findings", 0)
+    parts = [
+        f"{counts.get(s, 0)} {s}{'s' if counts.get(s, 0) != 1 else ''}"
+        for s in ("error", "warning", "info")
+    ]
+    suppressed = data.summary.get("suppressed", 0)
+    tail = f", {suppressed} suppressed" if suppressed else ""
+    files = data.summary.get("files", 0)
+    verdict = "no problems" if total == 0 else f"{total} finding{'s' if total != 1 else ''}"
+    if lines:
+        lines.append("")
+    lines.append(f"{verdict} ({', '.join(parts)}{tail}) in {files} file{'s' if files != 1 else ''}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,3 @@
+"""The rule catalog: importing this package registers every rule family exactly once."""
+
+from auditor.rules import load, suppression  # noqa: F401
