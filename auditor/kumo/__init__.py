@@ -1,0 +1,1 @@
+"""KumoMTA knowledge: the Lua API table and helpers to read it."""

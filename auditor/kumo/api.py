@@ -1,0 +1,446 @@
+"""KumoMTA's Lua API as data: typed, read-only views of ``api.toml``.
+
+The table is loaded once per process (``load_api`` is cached) and never mutated.
+Rules read facts from here instead of hard-coding them.
+
+Field conventions that are not obvious from the names:
+
+* ``FunctionSpec.where``: ``init`` (init only; a change needs a restart), ``pre_init``
+  (pre_init or init, before pools are created), ``top_level`` (policy file level: ``kumo.on``,
+  ``kumo.memoize``), ``realtime`` (meant inside event handlers), ``anywhere``.
+* ``FunctionSpec.table_arg``: 1-based position of the parameter table that ``params`` describe.
+* ``FunctionSpec.deprecated_by``: the replacement function name, ``"(no replacement)"`` for a
+  deprecated no-op, or ``""`` when not deprecated.
+* ``FunctionSpec.since``: ``YYYY.MM.DD`` of the release that introduced it, ``"dev"`` when
+  it is newer than the described release, ``""`` when unknown.
+* ``FunctionSpec.doc`` is ``""`` for undocumented functions; ``source`` then names the Rust file.
+* ``ParamSpec.struct`` names an entry of ``KumoApi.structs`` describing the keys of a nested
+  table (or of each element / value for ``list(table)`` / ``map(table)``).
+* Event names containing ``*`` are families (``make.*``, ``log_disposition_*``): ``event()``
+  matches them with shell-style wildcards when no exact entry exists.
+* ``HelperSpec.setup_returns`` is what the first setup method returns: ``handler`` (pass it to
+  ``kumo.on``), ``object``, ``function`` (call it yourself), ``none``; ``returns_by_method``
+  overrides it per method. ``files_from`` describes the option-taking setup method; the plain
+  ``setup(list)`` form always takes its data files from the list argument.
+  ``registers_dynamic`` holds event-name templates (``make.{name}.log_hook``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import hashlib
+import marshal
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
+
+WHERE_VALUES = frozenset({"init", "pre_init", "top_level", "realtime", "anywhere"})
+RESTART_SCOPES = frozenset(
+    {
+        "",
+        "listener",
+        "spool",
+        "logging",
+        "thread_pool",
+        "memory",
+        "cache",
+        "throttle",
+        "classifier",
+        "task",
+        "monitor",
+        "other",
+    }
+)
+HANDLER_KINDS = frozenset({"single", "multiple"})
+PHASES = frozenset(
+    {"pre_init", "init", "realtime", "validate", "script", "shutdown", "tsa", "proxy"}
+)
+SETUP_RETURNS = frozenset({"handler", "object", "function", "none"})
+DATA_FORMATS = frozenset({"sources", "queues", "shaping", "listener_domains", "dkim", ""})
+FILES_FROM = frozenset({"arg", "option:file_names", "option:extra_files", ""})
+SCALAR_TYPES = frozenset(
+    {
+        "string",
+        "boolean",
+        "integer",
+        "number",
+        "duration",
+        "rate",
+        "limit",
+        "cidr",
+        "cidr_list",
+        "ip",
+        "socket_address",
+        "size",
+        "key_source",
+        "table",
+        "function",
+        "any",
+    }
+)
+
+
+def parse_type(expr: str) -> tuple[str, tuple[Any, ...]]:
+    """Parse a param type expression into ``(head, args)``; raise ``ValueError`` if invalid.
+
+    ``"list(map(rate))"`` -> ``("list", (("map", (("rate", ()),)),))``;
+    ``"enum(A|B)"`` -> ``("enum", ("A", "B"))``.
+    """
+    expr = expr.strip()
+    if expr in SCALAR_TYPES:
+        return expr, ()
+    head, sep, rest = expr.partition("(")
+    if not sep or not rest.endswith(")"):
+        raise ValueError(f"unknown type {expr!r}")
+    inner = rest[:-1]
+    if head == "enum":
+        members = tuple(m.strip() for m in inner.split("|"))
+        if not members or not all(m.isidentifier() for m in members):
+            raise ValueError(f"bad enum members in {expr!r}")
+        return head, members
+    if head in ("list", "map"):
+        return head, (parse_type(inner),)
+    raise ValueError(f"unknown type constructor {head!r} in {expr!r}")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    type: str
+    required: bool = False
+    struct: str = ""
+
+
+@dataclass(frozen=True)
+class StructSpec:
+    """Keys of a nested table (listener ``peer`` overrides, pool entries, ...)."""
+
+    name: str
+    source: str
+    strict: bool
+    params: MappingProxyType[str, ParamSpec]
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    where: str
+    since: str
+    doc: str
+    strict: bool
+    blocking: bool
+    deprecated_by: str
+    restart_scope: str
+    table_arg: int
+    params: MappingProxyType[str, ParamSpec]
+    source: str = ""
+
+    @property
+    def documented(self) -> bool:
+        return bool(self.doc)
+
+    @property
+    def deprecated(self) -> bool:
+        return bool(self.deprecated_by)
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    name: str
+    handlers: str
+    phase: str
+    params: tuple[str, ...]
+    since: str
+    doc: str
+    obsolete: bool
+    replaced_by: str
+
+    @property
+    def multi(self) -> bool:
+        return self.handlers == "multiple"
+
+    @property
+    def is_family(self) -> bool:
+        return "*" in self.name
+
+
+@dataclass(frozen=True)
+class HelperSpec:
+    key: str
+    module: str
+    setup_methods: tuple[str, ...]
+    setup_returns: str
+    registers: tuple[str, ...]
+    registers_on_require: tuple[str, ...]
+    module_members: tuple[str, ...]
+    object_members: tuple[str, ...]
+    removed_members: MappingProxyType[str, str]
+    memoize_names: tuple[str, ...]
+    data_format: str
+    files_from: str
+    default_files: tuple[str, ...]
+    invalidate_with_epoch: bool
+    options: tuple[str, ...]
+    returns_by_method: MappingProxyType[str, str] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    registers_dynamic: tuple[str, ...] = ()
+
+    def returns_for(self, method: str) -> str:
+        """What calling ``method`` returns (see module docstring for the values)."""
+        return self.returns_by_method.get(method, self.setup_returns)
+
+
+@dataclass(frozen=True, eq=False)
+class KumoApi:
+    release: str
+    commit: str
+    table_version: int
+    functions: MappingProxyType[str, FunctionSpec]
+    events: MappingProxyType[str, EventSpec]
+    helpers: MappingProxyType[str, HelperSpec]
+    builtin_caches: tuple[str, ...]
+    helper_caches: tuple[str, ...]
+    structs: MappingProxyType[str, StructSpec]
+    digest: str
+    event_families: tuple[EventSpec, ...] = ()
+    helpers_by_module: MappingProxyType[str, HelperSpec] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+    def function(self, name: str) -> FunctionSpec | None:
+        return self.functions.get(name)
+
+    def event(self, name: str) -> EventSpec | None:
+        """Exact event entry, else the first wildcard family (``make.*``) that matches."""
+        spec = self.events.get(name)
+        if spec is not None:
+            return spec
+        for family in self.event_families:
+            if fnmatch.fnmatchcase(name, family.name):
+                return family
+        return None
+
+    def struct(self, name: str) -> StructSpec | None:
+        return self.structs.get(name)
+
+    def helper_for_module(self, module_name: str) -> HelperSpec | None:
+        """Helper for a ``require`` name: ``policy-extras.queue`` (or ``policy-extras/queue``)."""
+        normalized = module_name.replace("/", ".")
+        return self.helpers_by_module.get(normalized)
+
+    def is_multi(self, event: str) -> bool:
+        spec = self.event(event)
+        return spec is not None and spec.multi
+
+    def closest_event(self, name: str) -> str | None:
+        """Suggest an event for an unknown or obsolete name (``message_requeued`` -> ...)."""
+        spec = self.events.get(name)
+        if spec is not None and spec.obsolete:
+            return spec.replaced_by or None
+        candidates = [
+            n for n, e in self.events.items() if not e.obsolete and not e.is_family and n != name
+        ]
+        import difflib  # only needed for suggestions; keeps load_api() imports small
+
+        match = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+        if match:
+            return match[0]
+        # Word-order changes (``message_requeued`` vs ``requeue_message``) defeat difflib.
+        words = set(name.replace(".", "_").split("_"))
+        best = max(candidates, key=lambda c: _word_overlap(words, c), default=None)
+        if best is not None and _word_overlap(words, best) >= 0.5:
+            return best
+        return None
+
+    def closest_function(self, name: str) -> str | None:
+        """Suggest a function for an unknown name, preferring non-deprecated ones."""
+        spec = self.functions.get(name)
+        if spec is not None and spec.deprecated_by in self.functions:
+            return spec.deprecated_by
+        candidates = [n for n, f in self.functions.items() if n != name and not f.deprecated]
+        import difflib
+
+        match = difflib.get_close_matches(name, candidates, n=1, cutoff=0.75)
+        return match[0] if match else None
+
+    def api_hash(self) -> str:
+        """sha256 of the table's bytes, for cache keys."""
+        return self.digest
+
+
+def _stem(word: str) -> str:
+    return word.removesuffix("d").removesuffix("e")
+
+
+def _word_overlap(words: set[str], candidate: str) -> float:
+    """Jaccard overlap of crudely stemmed ``_``-separated words."""
+    stems = {_stem(w) for w in words}
+    other = {_stem(w) for w in candidate.replace(".", "_").split("_")}
+    return len(stems & other) / max(len(stems | other), 1)
+
+
+def _params(raw: dict[str, Any]) -> MappingProxyType[str, ParamSpec]:
+    return MappingProxyType(
+        {
+            name: ParamSpec(
+                name=name,
+                type=spec["type"],
+                required=bool(spec.get("required", False)),
+                struct=spec.get("struct", ""),
+            )
+            for name, spec in raw.items()
+        }
+    )
+
+
+def _function(name: str, raw: dict[str, Any]) -> FunctionSpec:
+    return FunctionSpec(
+        name=name,
+        where=raw["where"],
+        since=raw.get("since", ""),
+        doc=raw.get("doc", ""),
+        strict=bool(raw.get("strict", False)),
+        blocking=bool(raw.get("blocking", False)),
+        deprecated_by=raw.get("deprecated_by", ""),
+        restart_scope=raw.get("restart_scope", ""),
+        table_arg=int(raw.get("table_arg", 1)),
+        params=_params(raw.get("params", {})),
+        source=raw.get("source", ""),
+    )
+
+
+def _event(name: str, raw: dict[str, Any]) -> EventSpec:
+    return EventSpec(
+        name=name,
+        handlers=raw["handlers"],
+        phase=raw["phase"],
+        params=tuple(raw.get("params", ())),
+        since=raw.get("since", ""),
+        doc=raw.get("doc", ""),
+        obsolete=bool(raw.get("obsolete", False)),
+        replaced_by=raw.get("replaced_by", ""),
+    )
+
+
+def _helper(key: str, raw: dict[str, Any]) -> HelperSpec:
+    return HelperSpec(
+        key=key,
+        module=raw["module"],
+        setup_methods=tuple(raw.get("setup_methods", ())),
+        setup_returns=raw.get("setup_returns", "none"),
+        registers=tuple(raw.get("registers", ())),
+        registers_on_require=tuple(raw.get("registers_on_require", ())),
+        module_members=tuple(raw.get("module_members", ())),
+        object_members=tuple(raw.get("object_members", ())),
+        removed_members=MappingProxyType(dict(raw.get("removed_members", {}))),
+        memoize_names=tuple(raw.get("memoize_names", ())),
+        data_format=raw.get("data_format", ""),
+        files_from=raw.get("files_from", ""),
+        default_files=tuple(raw.get("default_files", ())),
+        invalidate_with_epoch=bool(raw.get("invalidate_with_epoch", False)),
+        options=tuple(raw.get("options", ())),
+        returns_by_method=MappingProxyType(dict(raw.get("returns_by_method", {}))),
+        registers_dynamic=tuple(raw.get("registers_dynamic", ())),
+    )
+
+
+def parse_api(data: bytes, *, use_cache: bool = False) -> KumoApi:
+    """Build a :class:`KumoApi` from the bytes of an ``api.toml``.
+
+    With ``use_cache`` the parsed table is kept in a per-user cache file keyed by the sha256
+    of ``data`` (parsing the TOML costs ~35 ms; reading the cache ~1 ms).
+    """
+    digest = hashlib.sha256(data).hexdigest()
+    raw = _cached_table(data, digest) if use_cache else _parse_toml(data)
+    meta = raw["meta"]
+    caches = raw.get("caches", {})
+    events = {n: _event(n, e) for n, e in raw.get("events", {}).items()}
+    helpers = {k: _helper(k, h) for k, h in raw.get("helpers", {}).items()}
+    return KumoApi(
+        release=meta["kumomta_release"],
+        commit=meta["kumomta_commit"],
+        table_version=int(meta["table_version"]),
+        functions=MappingProxyType(
+            {n: _function(n, f) for n, f in raw.get("functions", {}).items()}
+        ),
+        events=MappingProxyType(events),
+        helpers=MappingProxyType(helpers),
+        builtin_caches=tuple(caches.get("builtin", ())),
+        helper_caches=tuple(caches.get("helper", ())),
+        structs=MappingProxyType(
+            {
+                n: StructSpec(
+                    name=n,
+                    source=s.get("source", ""),
+                    strict=bool(s.get("strict", False)),
+                    params=_params(s.get("params", {})),
+                )
+                for n, s in raw.get("structs", {}).items()
+            }
+        ),
+        digest=digest,
+        event_families=tuple(e for e in events.values() if e.is_family),
+        helpers_by_module=MappingProxyType({h.module: h for h in helpers.values()}),
+    )
+
+
+def _parse_toml(data: bytes) -> dict[str, Any]:
+    import tomllib
+
+    return tomllib.loads(data.decode("utf-8"))
+
+
+def cache_dir() -> Path:
+    """Per-user cache directory (``$KUMO_AUDIT_CACHE_DIR``, else XDG cache)."""
+    explicit = os.environ.get("KUMO_AUDIT_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "kumo-audit"
+
+
+def _cached_table(data: bytes, digest: str) -> dict[str, Any]:
+    """The parsed table from the marshal cache, (re)writing the cache on a miss.
+
+    Cache problems (unwritable directory, corrupt file) fall back to parsing the TOML.
+    """
+    path = cache_dir() / f"api-{digest[:24]}-{sys.implementation.cache_tag}.marshal"
+    try:
+        raw = marshal.loads(path.read_bytes())
+        if isinstance(raw, dict) and isinstance(raw.get("meta"), dict):
+            return raw
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    raw = _parse_toml(data)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(marshal.dumps(raw))
+        os.replace(tmp, path)
+    except (OSError, ValueError):
+        pass
+    return raw
+
+
+def api_bytes() -> bytes:
+    """The raw bytes of the packaged ``api.toml`` (package data)."""
+    beside = Path(__file__).with_name("api.toml")
+    if beside.is_file():
+        return beside.read_bytes()
+    from importlib import resources  # zipped or otherwise non-file installs
+
+    return resources.files(__package__).joinpath("api.toml").read_bytes()
+
+
+@functools.cache
+def load_api() -> KumoApi:
+    """The packaged KumoMTA API table (loaded once per process)."""
+    return parse_api(api_bytes(), use_cache=True)
