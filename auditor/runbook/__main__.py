@@ -1,0 +1,3 @@
+from auditor.runbook.cli import main
+
+raise SystemExit(main())

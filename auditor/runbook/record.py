@@ -1,0 +1,287 @@
+"""The writing API: turn decision drafts into sealed, chained entries and add them to a store.
+
+Only what the draft names is stored, and only in its recorded form: findings through
+`Finding.as_dict()`, changed files as blob ids, validator output as a SHA-256 digest. File contents,
+validator output and finding keys never reach an entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from auditor import __version__
+from auditor.errors import AuditError
+from auditor.findings import Finding
+from auditor.runbook.gitinfo import DEFAULT_TICKET_PATTERN, approvals_from, tickets_in
+from auditor.runbook.identity import resolve_actor, resolve_host, resolve_writer
+from auditor.runbook.markdown import render_entry
+from auditor.runbook.model import (
+    Actor,
+    ActorKind,
+    Approval,
+    Change,
+    Commit,
+    Entry,
+    Evidence,
+    Link,
+    Rollback,
+    SuppressionUse,
+    ValidatorResult,
+    Why,
+    format_timestamp,
+    now_timestamp,
+    parse_moment,
+)
+from auditor.runbook.store import GitStore, Store, StoreConflict
+
+MAX_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class ValidatorRun:
+    """An external validator's result; only the digest of `output` is recorded."""
+
+    exit_code: int
+    output: bytes | str = b""
+    command: str | None = None
+
+    def result(self) -> ValidatorResult:
+        data = self.output.encode("utf-8") if isinstance(self.output, str) else self.output
+        return ValidatorResult(
+            command=self.command,
+            exit_code=self.exit_code,
+            output_sha256=hashlib.sha256(data).hexdigest(),
+        )
+
+
+@dataclass
+class EntryDraft:
+    """What a caller knows about a decision; `record` fills in identity, time, chain and hashes."""
+
+    decision: str
+    summary: str | None = None
+    why: str | None = None
+    commits: Sequence[Commit] = ()
+    tickets: Sequence[str] = ()
+    ticket_pattern: str = DEFAULT_TICKET_PATTERN
+    change: Change | None = None
+    reload: Mapping[str, Any] | None = None
+    findings: Sequence[Finding] = ()
+    approvals: Sequence[Approval] = ()
+    validator: ValidatorRun | None = None
+    api_table_version: str | None = None
+    ruleset_hash: str | None = None
+    rollback: Rollback | None = None
+    links: Sequence[Link] = ()
+    supersedes: str | None = None
+    review_due: str | None = None
+    environment: str | None = None
+    decided_at: datetime | str | None = None
+    actor: Actor | None = None
+    actor_kind: ActorKind | None = None
+    host: str | None = None
+    writer: str | None = None
+
+
+def record(store: Store, draft: EntryDraft, *, repo: Path | None = None) -> Entry:
+    """Seal `draft` as the next entry of its writer's chain and add it to `store` (retrying races)."""
+    return record_many(store, [draft], repo=repo)[0]
+
+
+def record_many(
+    store: Store, drafts: Sequence[EntryDraft], *, repo: Path | None = None
+) -> list[Entry]:
+    """Record several drafts in one store update (one commit in a Git store)."""
+    if not drafts:
+        return []
+    if repo is None and isinstance(store, GitStore):
+        repo = store.repo
+    with store.lock():
+        for _ in range(MAX_ATTEMPTS):
+            state = store.state()
+            summaries = store.summaries(state)
+            tips = _chain_tips(summaries)
+            ids = {s.get("id") for s in summaries.values() if "id" in s}
+            entries: list[Entry] = []
+            for draft in drafts:
+                entry = _seal(draft, repo, tips, ids)
+                tips[entry.writer] = (entry.hash, entry.recorded_at)
+                ids.add(entry.id)
+                entries.append(entry)
+            files = {entry.file_name(): render_entry(entry) for entry in entries}
+            if len(files) != len(entries):
+                raise AuditError("two drafts produced the same entry name")
+            try:
+                store.add(state, files, _commit_message(entries), entries[-1].actor)
+            except StoreConflict:
+                continue
+            return entries
+    raise AuditError(
+        f"could not update the runbook in {store.description}: too many concurrent writers"
+    )
+
+
+def _chain_tips(summaries: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Per writer, the hash and recorded_at of the entry no other entry of that writer follows."""
+    by_writer: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    for name, front in summaries.items():
+        if "_error" in front or not front.get("writer") or not front.get("hash"):
+            continue
+        by_writer.setdefault(front["writer"], []).append((name, front))
+    tips: dict[str, tuple[str, str]] = {}
+    for writer, items in by_writer.items():
+        followed = {front.get("prev_hash") for _, front in items}
+        candidates = [
+            (f["recorded_at"], name, f["hash"]) for name, f in items if f["hash"] not in followed
+        ]
+        if not candidates:  # a cycle can only come from tampering: follow the latest entry
+            candidates = [(f["recorded_at"], name, f["hash"]) for name, f in items]
+        recorded_at, _, digest = max(candidates)
+        tips[writer] = (digest, recorded_at)
+    return tips
+
+
+def _seal(
+    draft: EntryDraft,
+    repo: Path | None,
+    tips: Mapping[str, tuple[str, str]],
+    ids: set[Any],
+) -> Entry:
+    try:
+        actor = draft.actor or resolve_actor(repo, kind=draft.actor_kind)
+        host = draft.host or resolve_host()
+        writer = draft.writer or resolve_writer(actor, host)
+        prev = tips.get(writer)
+        recorded_at = now_timestamp()
+        if (
+            prev and prev[1] > recorded_at
+        ):  # keep each chain's recorded_at monotonic despite clock skew
+            recorded_at = prev[1]
+        decided_at = _moment(draft.decided_at) if draft.decided_at else recorded_at
+        body = {
+            "prev_hash": prev[0] if prev else None,
+            "writer": writer,
+            "decided_at": decided_at,
+            "recorded_at": recorded_at,
+            "decision": draft.decision,
+            "summary": _summary(draft),
+            "actor": actor.model_dump(),
+            "host": host,
+            "environment": draft.environment,
+            "change": draft.change.model_dump() if draft.change else None,
+            "reload": dict(draft.reload) if draft.reload is not None else None,
+            "why": _why(draft).model_dump(),
+            "approvals": [a.model_dump() for a in _approvals(draft)],
+            "evidence": _evidence(draft).model_dump(),
+            "rollback": _rollback(draft),
+            "links": [link.model_dump() for link in draft.links],
+            "supersedes": _supersedes(draft.supersedes, ids),
+            "review_due": draft.review_due,
+        }
+        return Entry.seal(body)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"]) or "entry"
+        raise AuditError(f"invalid runbook entry: {where}: {error['msg']}") from None
+
+
+def _moment(value: datetime | str) -> str:
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    try:
+        return parse_moment(value)
+    except ValueError:
+        raise AuditError(
+            f"invalid decision time {value!r} (use ISO 8601, e.g. 2026-11-29T04:13:11Z)"
+        ) from None
+
+
+def _summary(draft: EntryDraft) -> str:
+    candidates = [draft.summary, (draft.why or "").strip().split("\n")[0]]
+    if draft.commits:
+        candidates.append(draft.commits[-1].subject)
+    for text in candidates:
+        if text and text.strip():
+            return " ".join(text.split())[:200]
+    head = draft.change.head if draft.change and draft.change.head else None
+    return f"{draft.decision} {head[:12]}" if head else draft.decision
+
+
+def _why(draft: EntryDraft) -> Why:
+    commits = list(draft.commits)
+    texts = [draft.why or ""] + [f"{c.subject}\n{c.body}" for c in commits]
+    tickets = list(dict.fromkeys([*draft.tickets, *tickets_in(texts, draft.ticket_pattern)]))
+    return Why(text=draft.why, commits=commits, tickets=tickets)
+
+
+def _approvals(draft: EntryDraft) -> list[Approval]:
+    found = list(draft.approvals)
+    known = {(a.role, (a.email or a.name).lower()) for a in found}
+    for approval in approvals_from(draft.commits):
+        if (approval.role, (approval.email or approval.name).lower()) not in known:
+            found.append(approval)
+    return found
+
+
+def _evidence(draft: EntryDraft) -> Evidence:
+    findings = sorted(draft.findings, key=Finding.sort_key)
+    suppressions = [
+        SuppressionUse(
+            fingerprint=f.fingerprint,
+            code=f.code,
+            kind=f.suppression.kind,
+            reason=f.suppression.reason,
+            path=f.suppression.path,
+            line=f.suppression.line,
+            ticket=f.suppression.ticket,
+            expires=f.suppression.expires,
+        )
+        for f in findings
+        if f.suppressed and f.suppression is not None
+    ]
+    return Evidence(
+        tool_version=__version__,
+        api_table_version=draft.api_table_version,
+        ruleset_hash=draft.ruleset_hash,
+        findings=[f.as_dict() for f in findings],  # type: ignore[misc]
+        suppressions=suppressions,
+        validator=draft.validator.result() if draft.validator else None,
+    )
+
+
+def _rollback(draft: EntryDraft) -> dict[str, Any] | None:
+    if draft.rollback is not None:
+        return draft.rollback.model_dump()
+    change = draft.change
+    if change is None or not change.base:
+        return None
+    if change.head:
+        command = f"git revert --no-edit {change.base}..{change.head}"
+    else:
+        command = f"git restore --source={change.base} --staged --worktree -- ."
+    return {"last_good": change.base, "command": command}
+
+
+def _supersedes(prefix: str | None, ids: set[Any]) -> str | None:
+    if not prefix:
+        return None
+    matches = sorted(i for i in ids if isinstance(i, str) and i.startswith(prefix.lower()))
+    if len(matches) != 1:
+        raise AuditError(
+            f"--supersedes {prefix!r}: {'no entry' if not matches else f'{len(matches)} entries'} match"
+        )
+    return matches[0]
+
+
+def _commit_message(entries: list[Entry]) -> str:
+    if len(entries) == 1:
+        e = entries[0]
+        return f"runbook: {e.decision} {e.short_id}: {e.summary[:60]}\n\n{e.file_name()}\n"
+    return f"runbook: {len(entries)} entries\n"
