@@ -1,0 +1,129 @@
+"""Bad input gets a finding or a one-line error (exit 2), never a traceback; the rest is still audited."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import audit, codes_at, run_cli, write_tree
+
+GOOD_MODULE = "local M = {}\nfunction M.f() return 1 end\nreturn M\n"
+
+
+def assert_one_line_error(proc, fragment: str) -> None:  # type: ignore[no-untyped-def]
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert fragment in proc.stderr
+
+
+def test_broken_lua_is_e101_with_lua_message_and_column(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"init.lua": "local kumo = require 'kumo'\nkumo.on('init', function()\n  x = = 1\nend)\n"})
+    findings = audit(tmp_path).findings
+    assert codes_at(findings) == [("E101", 3, 7)]
+    assert "unexpected symbol near '='" in findings[0].message
+
+
+def test_invalid_lua_that_tree_sitter_accepts_is_still_e101(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"init.lua": "local limit <const> = 10\nlimit = 20\ngoto nowhere\n"})
+    assert codes_at(audit(tmp_path).findings, "E1") == [("E101", 2, 1)]
+
+
+def test_broken_module_does_not_stop_the_rest(tmp_path: Path) -> None:
+    write_tree(tmp_path, {
+        "init.lua": "local a = require 'a'\nlocal b = require 'b'\n",
+        "a.lua": "return {\n",
+        "b.lua": GOOD_MODULE,
+    })
+    result = audit(tmp_path)
+    assert codes_at(result.findings) == [("E101", 2, 1)]
+    assert "b.lua" in result.context.model.modules
+
+
+def test_binary_file_and_invalid_utf8_are_e102(tmp_path: Path) -> None:
+    write_tree(tmp_path, {
+        "init.lua": "local a = require 'a'\nlocal b = require 'b'\n",
+        "a.lua": b"\x00\x01\x02ELF",
+        "b.lua": b"return '\xff\xfe'\n",
+    })
+    findings = audit(tmp_path).findings
+    assert codes_at(findings) == [("E102", 1, 1), ("E102", 1, 1)]
+    messages = sorted(f.message for f in findings)
+    assert "a.lua is a binary file" in messages[0]
+    assert "b.lua is not valid UTF-8 (byte 0xff on line 1)" in messages[1]
+
+
+def test_file_over_size_limit_is_e102(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"init.lua": "local a = require 'a'\n", "a.lua": "-- " + "x" * 200 + "\n"})
+    from auditor.check import audit_snapshot
+    from auditor.snapshot import FsSnapshot
+
+    findings = audit_snapshot(FsSnapshot(tmp_path, size_limit=100)).findings
+    assert codes_at(findings) == [("E102", 1, 1)]
+    assert "over the size limit of 100 bytes" in findings[0].message
+
+
+def test_deeply_nested_tables_are_e101_not_a_crash(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"init.lua": "local t = " + "{" * 10_000 + "}" * 10_000 + "\n"})
+    findings = audit(tmp_path).findings
+    assert [f.code for f in findings] == ["E101"]
+    assert "nesting too deep" in findings[0].message
+
+
+def test_require_cycle_is_e105(tmp_path: Path) -> None:
+    write_tree(tmp_path, {
+        "init.lua": "local a = require 'a'\n",
+        "a.lua": "local b = require 'b'\nreturn {}\n",
+        "b.lua": "local a = require 'a'\nreturn {}\n",
+    })
+    findings = audit(tmp_path).findings
+    assert codes_at(findings) == [("E105", 1, 11)]
+    assert "a.lua -> b.lua -> a.lua" in findings[0].message
+
+
+def test_missing_module_is_e104_at_the_require(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"init.lua": "local kumo = require 'kumo'\nlocal x = require 'missing.mod'\n"})
+    findings = audit(tmp_path).findings
+    assert codes_at(findings) == [("E104", 2, 11)]
+
+
+def test_missing_data_file_is_e104_at_the_reference(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"init.lua": """
+        local sources = require 'policy-extras.sources'
+        sources:setup { '/opt/kumomta/etc/policy/sources.toml' }
+    """})
+    assert codes_at(audit(tmp_path).findings) == [("E104", 2, 17)]
+
+
+def test_symlink_outside_the_tree_is_reported_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    tree = tmp_path / "tree"
+    write_tree(outside, {"secret.lua": "return 'top secret'\n"})
+    write_tree(tree, {"init.lua": "local s = require 'secret'\n"})
+    (tree / "secret.lua").symlink_to(outside / "secret.lua")
+    findings = audit(tree).findings
+    assert ("E102", 1, 1) in codes_at(findings)
+    assert all("top secret" not in f.message for f in findings)
+    assert any("symlink points outside the audited tree" in f.message for f in findings)
+
+
+def test_missing_path_and_missing_init_are_one_line_errors(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli("check", str(tmp_path / "nope")), "does not exist")
+    write_tree(tmp_path, {"README.md": "not a policy\n"})
+    assert_one_line_error(run_cli("check", str(tmp_path)), "no init.lua found")
+
+
+def test_invalid_configuration_is_a_one_line_error_with_suggestion(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"init.lua": "\n", "kumo-audit.toml": "[thresholds]\nrelay_ipv4_min_prfix = 8\n"})
+    proc = run_cli("check", str(tmp_path))
+    assert_one_line_error(proc, "did you mean 'relay_ipv4_min_prefix'")
+    write_tree(tmp_path, {"kumo-audit.toml": "select = [\n"})
+    assert_one_line_error(run_cli("check", str(tmp_path)), "invalid TOML")
+
+
+def test_unwritable_output_is_a_one_line_error(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"init.lua": "\n", "blocker": "a file, not a directory\n"})
+    proc = run_cli("check", str(tmp_path), "--format", "json", "--output", str(tmp_path / "blocker" / "x.json"))
+    assert_one_line_error(proc, "cannot write")
