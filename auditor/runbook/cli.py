@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.errors import AuditError
-from auditor.runbook.model import DECISIONS
-
-IMPACTS = ("none", "epoch", "ttl", "unmonitored", "restart", "blocked")
+from auditor.runbook.constants import DECISIONS, IMPACTS
 
 
 def register(subparsers: Any) -> None:

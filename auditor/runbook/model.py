@@ -15,21 +15,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from auditor.runbook.constants import DECISIONS as DECISIONS
+
 FORMAT = "kumo-audit-runbook/1"
 ID_LENGTH = 16
 SHORT_ID_LENGTH = 7
 
-DECISIONS: tuple[str, ...] = (
-    "accepted",
-    "blocked",
-    "restart-required",
-    "promoted",
-    "rolled-back",
-    "drift-detected",
-    "waived",
-    "reload-verified",
-    "note",
-)
 Decision = Literal[
     "accepted",
     "blocked",

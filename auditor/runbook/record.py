@@ -90,13 +90,22 @@ class EntryDraft:
     writer: str | None = None
 
 
-def record(store: Store, draft: EntryDraft, *, repo: Path | None = None) -> Entry:
-    """Seal `draft` as the next entry of its writer's chain and add it to `store` (retrying races)."""
-    return record_many(store, [draft], repo=repo)[0]
+def record(
+    store: Store, draft: EntryDraft, *, repo: Path | None = None, now: datetime | None = None
+) -> Entry:
+    """Seal `draft` as the next entry of its writer's chain and add it to `store` (retrying races).
+
+    `now` (default: the clock) is the recording time; `repo` is used to resolve the actor.
+    """
+    return record_many(store, [draft], repo=repo, now=now)[0]
 
 
 def record_many(
-    store: Store, drafts: Sequence[EntryDraft], *, repo: Path | None = None
+    store: Store,
+    drafts: Sequence[EntryDraft],
+    *,
+    repo: Path | None = None,
+    now: datetime | None = None,
 ) -> list[Entry]:
     """Record several drafts in one store update (one commit in a Git store)."""
     if not drafts:
@@ -111,7 +120,8 @@ def record_many(
             ids = {s.get("id") for s in summaries.values() if "id" in s}
             entries: list[Entry] = []
             for draft in drafts:
-                entry = _seal(draft, repo, tips, ids)
+                recorded_at = format_timestamp(now) if now else now_timestamp()
+                entry = _seal(draft, repo, tips, ids, recorded_at)
                 tips[entry.writer] = (entry.hash, entry.recorded_at)
                 ids.add(entry.id)
                 entries.append(entry)
@@ -153,16 +163,15 @@ def _seal(
     repo: Path | None,
     tips: Mapping[str, tuple[str, str]],
     ids: set[Any],
+    recorded_at: str,
 ) -> Entry:
     try:
         actor = draft.actor or resolve_actor(repo, kind=draft.actor_kind)
         host = draft.host or resolve_host()
         writer = draft.writer or resolve_writer(actor, host)
         prev = tips.get(writer)
-        recorded_at = now_timestamp()
-        if (
-            prev and prev[1] > recorded_at
-        ):  # keep each chain's recorded_at monotonic despite clock skew
+        # Keep each chain's recorded_at monotonic despite clock skew between runs.
+        if prev and prev[1] > recorded_at:
             recorded_at = prev[1]
         decided_at = _moment(draft.decided_at) if draft.decided_at else recorded_at
         body = {

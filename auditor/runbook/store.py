@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from auditor.errors import AuditError
+from auditor.runbook.constants import DEFAULT_BRANCH
 from auditor.runbook.gitutil import ZERO_OID, GitFailed, git, git_bytes, git_dir
 from auditor.runbook.markdown import EntryFormatError, parse_front_matter
 from auditor.runbook.model import Actor
 
-DEFAULT_BRANCH = "kumo-runbook"
 ENTRIES_DIR = "entries"
 README_NAME = "README.md"
 README_TEXT = """# kumo-audit runbook
