@@ -1,0 +1,84 @@
+"""Building blocks of the helper data schemas: strict models and value checks from `values.py`.
+
+Every value check raises a pydantic error of type ``invalid_value`` whose context carries the
+sub-path of the offending element (so a finding can point at the bad list item, not the list).
+A table entry that must be a table (a domain section, a tenant) but is a scalar raises
+``unknown_field``: for the helpers it is an unknown key, not a bad value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic_core import PydanticCustomError
+
+from auditor.kumo.values import describe, find_type_error, is_unknown
+
+Problem = tuple[tuple[str | int, ...], str]
+CheckFn = Callable[[Any], Problem | None]
+
+
+class StrictModel(BaseModel):
+    """A helper record: unknown keys are errors (the helpers' typing records reject them)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=False, frozen=False)
+
+    # Human name of the section, used in messages ("shaping domain section").
+    section: ClassVar[str] = "section"
+    # True where KumoMTA silently ignores unknown keys instead of failing the load.
+    ignores_unknown: ClassVar[bool] = False
+
+
+def _raise(problem: Problem) -> None:
+    subpath, message = problem
+    raise PydanticCustomError(
+        "invalid_value", "{message}", {"message": message, "subpath": subpath}
+    )
+
+
+def checked(check: CheckFn, *, optional: bool = True) -> Any:
+    """An annotated `Any` whose value must pass `check` (None passes when `optional`)."""
+
+    def validate(value: Any) -> Any:
+        if is_unknown(value) or (optional and value is None):
+            return value
+        problem = check(value)
+        if problem is not None:
+            _raise(problem)
+        return value
+
+    return Annotated[Any, BeforeValidator(validate)]
+
+
+def typed(type_expr: str, *, optional: bool = True) -> Any:
+    """A value of the `values.check_type` grammar, e.g. ``typed("duration")``."""
+    return checked(lambda value: find_type_error(type_expr, value), optional=optional)
+
+
+def table_entry(model: type[BaseModel], what: str) -> Any:
+    """A table keyed by a user-chosen name (domain, tenant): a scalar there is an unknown key."""
+
+    def validate(value: Any) -> Any:
+        if not isinstance(value, dict) and not is_unknown(value):
+            raise PydanticCustomError(
+                "unknown_field",
+                "{message}",
+                {
+                    "message": f"is {describe(value)}, but keys here name a {what} and must be tables"
+                },
+            )
+        return value
+
+    return Annotated[model, BeforeValidator(validate)]
+
+
+def check_trigger(value: Any) -> Problem | None:
+    """Automation/suspension trigger: "Immediate" or {Threshold = "N/period"}."""
+    if value == "Immediate":
+        return None
+    if isinstance(value, dict) and set(value) == {"Threshold"}:
+        problem = find_type_error("rate", value["Threshold"])
+        return None if problem is None else (("Threshold", *problem[0]), problem[1])
+    return (), 'expected "Immediate" or {Threshold = "<count>/<period>"}'
