@@ -1,0 +1,193 @@
+"""`runbook verify` detects every kind of tampering, naming the entry files involved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_runbook_support import at, cli, git, make_repo
+from test_runbook_support import runbook_env as runbook_env  # the fixture
+
+from auditor.runbook.markdown import render_entry
+from auditor.runbook.model import Entry
+from auditor.runbook.record import EntryDraft, record
+from auditor.runbook.store import DirStore, GitStore
+from auditor.runbook.verify import verify_store
+
+pytestmark = pytest.mark.usefixtures("runbook_env")
+
+
+@pytest.fixture
+def chain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[DirStore, list[Entry], list[Entry]]:
+    """Writer A: four entries a1..a4; writer B: two entries b1, b2 (distinct recording times)."""
+    store = DirStore(tmp_path / "rb")
+    a = [
+        record(store, EntryDraft(decision="accepted", why=f"a{i}", decided_at=at(i)), now=at(i))
+        for i in range(1, 5)
+    ]
+    monkeypatch.setenv("KUMO_AUDIT_HOST", "host-b")
+    b = [
+        record(
+            store,
+            EntryDraft(decision="blocked", why=f"b{i}", decided_at=at(10 + i)),
+            now=at(10 + i),
+        )
+        for i in range(1, 3)
+    ]
+    assert verify_store(store).ok
+    return store, a, b
+
+
+def problems(store: DirStore) -> set[tuple[str, str]]:
+    return {(p.kind, p.name) for p in verify_store(store).problems}
+
+
+def path_of(store: DirStore, entry: Entry) -> Path:
+    return store.root / entry.file_name()
+
+
+def write_entry(store: DirStore, entry: Entry) -> None:
+    target = path_of(store, entry)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(render_entry(entry))
+
+
+def test_clean_store_verifies(chain: tuple[DirStore, list[Entry], list[Entry]]) -> None:
+    store = chain[0]
+    report = verify_store(store)
+    assert report.ok and report.entries == 6 and report.writers == 2
+
+
+def test_edited_field(chain: tuple[DirStore, list[Entry], list[Entry]]) -> None:
+    store, a, _ = chain
+    path = path_of(store, a[1])
+    text = path.read_text()
+    assert '"text": "a2"' in text
+    path.write_text(text.replace('"text": "a2"', '"text": "a2, approved by the CTO"'))
+    assert problems(store) == {("edited", a[1].file_name())}
+
+
+def test_deleted_entry_from_the_middle(chain: tuple[DirStore, list[Entry], list[Entry]]) -> None:
+    store, a, _ = chain
+    path_of(store, a[1]).unlink()
+    found = verify_store(store).problems
+    assert [(p.kind, p.name) for p in found] == [("deleted", a[2].file_name())]
+    assert a[1].hash[:16] in found[0].detail
+
+
+def test_swapped_timestamps(chain: tuple[DirStore, list[Entry], list[Entry]]) -> None:
+    store, a, _ = chain
+    first, second = path_of(store, a[1]), path_of(store, a[2])
+    t1, t2 = first.read_text(), second.read_text()
+    first.write_text(t1.replace(a[1].decided_at, a[2].decided_at))
+    second.write_text(t2.replace(a[2].decided_at, a[1].decided_at))
+    found = problems(store)
+    assert {("edited", a[1].file_name()), ("edited", a[2].file_name())} <= found
+    # Recording times were swapped too, so the chain also runs backwards.
+    assert found - {("edited", a[1].file_name()), ("edited", a[2].file_name())} == {
+        ("reordered", a[2].file_name())
+    }
+
+
+def test_swapped_file_names(chain: tuple[DirStore, list[Entry], list[Entry]]) -> None:
+    store, a, _ = chain
+    first, second = path_of(store, a[1]), path_of(store, a[2])
+    t1, t2 = first.read_bytes(), second.read_bytes()
+    first.write_bytes(t2)
+    second.write_bytes(t1)
+    assert problems(store) == {("renamed", a[1].file_name()), ("renamed", a[2].file_name())}
+
+
+def test_reordered_chain_with_recomputed_hashes(
+    chain: tuple[DirStore, list[Entry], list[Entry]],
+) -> None:
+    """A forger relinks a1 -> a3 -> a2 and re-seals both: the recording times now run backwards."""
+    store, a, _ = chain
+    path_of(store, a[1]).unlink()
+    path_of(store, a[2]).unlink()
+    new3 = Entry.seal({**a[2].body(), "prev_hash": a[0].hash})
+    new2 = Entry.seal({**a[1].body(), "prev_hash": new3.hash})
+    write_entry(store, new3)
+    write_entry(store, new2)
+    found = problems(store)
+    assert ("reordered", new2.file_name()) in found
+    assert ("deleted", a[3].file_name()) in found  # a4 still names the original a3
+
+
+def test_forged_entry_with_a_plausible_name(
+    chain: tuple[DirStore, list[Entry], list[Entry]],
+) -> None:
+    store, a, _ = chain
+    # A copy of a real entry, edited and given a plausible name.
+    text = path_of(store, a[1]).read_text().replace('"text": "a2"', '"text": "emergency"')
+    fake_name = "entries/2026/03/2026-03-01T000230Z-accepted-0badf00.md"
+    (store.root / fake_name).write_text(text)
+    # A correctly sealed entry claiming to follow a1: the chain forks.
+    fork = Entry.seal({**a[1].body(), "why": {"text": "inserted"}, "recorded_at": a[1].recorded_at})
+    write_entry(store, fork)
+    # A sealed entry of writer A linking into writer B's chain.
+    cross = Entry.seal({**a[3].body(), "why": {"text": "cross"}, "prev_hash": chain[2][0].hash})
+    write_entry(store, cross)
+    # A file that is not an entry at all.
+    (store.root / "entries/2026/03/notes.md").write_text("hello\n")
+    found = problems(store)
+    assert ("edited", fake_name) in found
+    assert any(
+        kind == "forged" and name in (fork.file_name(), a[1].file_name()) for kind, name in found
+    )
+    assert ("forged", cross.file_name()) in found
+    assert ("forged", "entries/2026/03/notes.md") in found
+
+
+def test_prose_edit_without_touching_the_record(
+    chain: tuple[DirStore, list[Entry], list[Entry]],
+) -> None:
+    store, a, _ = chain
+    path = path_of(store, a[1])
+    text = path.read_text()
+    assert "| Decision | **accepted** |" in text
+    path.write_text(text.replace("| Decision | **accepted** |", "| Decision | **blocked** |"))
+    found = verify_store(store).problems
+    assert [(p.kind, p.name) for p in found] == [("prose-edited", a[1].file_name())]
+    assert "line" in found[0].detail
+
+
+def test_git_branch_history_catches_edits_and_tip_deletion(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    store = GitStore(repo)
+    entries = [record(store, EntryDraft(decision="note", why=f"n{i}"), now=at(i)) for i in range(3)]
+    # An ordinary clone, a commit deleting the newest entry, pushed back to the branch.
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "-b", "kumo-runbook", str(repo), str(clone))
+    git(clone, "config", "user.name", "Mallory")
+    git(clone, "config", "user.email", "m@example.com")
+    git(clone, "rm", "-q", entries[-1].file_name())
+    git(clone, "commit", "-q", "-m", "tidy")
+    git(clone, "push", "-q", "origin", "kumo-runbook")
+    found = {(p.kind, p.name) for p in verify_store(store).problems}
+    assert found == {("history", entries[-1].file_name())}
+
+    proc = cli("runbook", "verify", "--repo", str(repo), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert f"history: {entries[-1].file_name()}: deleted after it was written" in proc.stdout
+
+
+def test_verify_cli_exit_codes(
+    chain: tuple[DirStore, list[Entry], list[Entry]], tmp_path: Path
+) -> None:
+    store, a, _ = chain
+    ok = cli("runbook", "verify", "--runbook-dir", str(store.root), cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "6 entries in 2 writer chains" in ok.stdout
+    path_of(store, a[2]).unlink()
+    bad = cli(
+        "runbook", "verify", "--runbook-dir", str(store.root), "--format", "json", cwd=tmp_path
+    )
+    assert bad.returncode == 1
+    import json
+
+    report = json.loads(bad.stdout)
+    assert report["ok"] is False
+    assert report["problems"][0]["name"] == a[3].file_name()
