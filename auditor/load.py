@@ -20,6 +20,8 @@ from auditor.snapshot import FileProblem, Snapshot
 LUA_STDLIB = frozenset(
     {"string", "table", "math", "io", "os", "coroutine", "utf8", "package", "debug"}
 )
+# modules kumod registers natively in package.loaded (K:crates/config/src/lib.rs get_or_create_module)
+KUMOD_NATIVE_MODULES = frozenset({"kumo", "sqlite", "redis"})
 
 FactsCache = Callable[[str, str, Callable[[], object]], object]
 
@@ -150,10 +152,18 @@ class PolicyLoader:
         )
 
     def _missing_modules(self, model: PolicyModel) -> None:
+        # modules kumod itself provides (`require 'sqlite'`, `require 'redis'`, ...)
+        builtin = {name.split(".", 1)[0] for name in self.api.functions}
         for edge in model.requires:
-            if edge.target is not None or edge.helper is not None or edge.name == "kumo":
+            if edge.target is not None or edge.helper is not None:
                 continue
-            if edge.name in LUA_STDLIB or edge.name.startswith("policy-extras."):
+            if edge.name in KUMOD_NATIVE_MODULES:
+                continue
+            if (
+                edge.name in LUA_STDLIB
+                or edge.name in builtin
+                or edge.name.startswith("policy-extras.")
+            ):
                 continue
             self.findings.append(
                 MISSING_FILE.finding(

@@ -223,6 +223,8 @@ class ModelBuilder:
         """Tree path of the module `require(name)` loads, or None (KumoMTA-bundled or not in the tree)."""
         if name == "kumo" or self.model.api.helper_for_module(name) is not None:
             return None
+        if any(f.startswith(name + ".") for f in self.model.api.functions):
+            return None  # a module kumod provides itself (sqlite, redis, ...)
         rel = name.replace(".", "/")
         candidates: list[str] = []
         for template in PACKAGE_PATH:

@@ -10,7 +10,7 @@ value is not tracked. ``"()"`` marks the result of a call.
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_left
+import re
 from dataclasses import dataclass, field
 
 from tree_sitter import Node
@@ -31,7 +31,7 @@ class FunctionDef:
     span: Span
     parent: int  # enclosing function id, or FILE_LEVEL
     params: list[str]
-    body_hash: str
+    body: tuple[int, int]  # byte range of the body (see digest_of)
 
 
 @dataclass(slots=True)
@@ -68,7 +68,7 @@ class Statement:
 
     kind: str
     span: Span
-    digest: str
+    byte_range: tuple[int, int]  # see digest_of
     label: str
 
 
@@ -240,9 +240,7 @@ class _Extractor:
         )
         body = node.child_by_field_name("body")
         self.facts.functions.append(
-            FunctionDef(
-                fid, name, self.index.span(node), self.func, params, self.tokens.digest(body)
-            )
+            FunctionDef(fid, name, self.index.span(node), self.func, params, _range(body))
         )
         saved_func, saved_scope, saved_cond = self.func, self.scope, self.conditional
         self.func, self.scope, self.conditional = fid, _Scope(self.scope), 0
@@ -462,7 +460,7 @@ class _Extractor:
                 if table is not None:
                     stack.append(table)
             elif current.child_count:
-                stack.extend(reversed(current.children))
+                stack.extend(reversed(current.named_children))
 
     def call(self, node: Node, stack: list[Node]) -> None:
         callee_node = node.child_by_field_name("name")
@@ -504,19 +502,16 @@ class _Extractor:
             elif callee_node.type != "identifier":
                 stack.append(callee_node)
         if args_node is not None:
-            for child in args_node.children:
+            for child in args_node.named_children:
                 if child.type == "comment":
                     self.comment(child)
 
     # ----- top level -------------------------------------------------------------------------------
     def chunk(self, root: Node) -> None:
-        self.tokens = TokenIndex(root)
         for child in root.named_children:
             if child.type != "comment":
                 self.facts.statements.append(
-                    Statement(
-                        child.type, self.index.span(child), self.tokens.digest(child), _label(child)
-                    )
+                    Statement(child.type, self.index.span(child), _range(child), _label(child))
                 )
             self.statement(child)
 
@@ -543,34 +538,46 @@ def _text(node: Node | None) -> str:
     return node.text.decode("utf-8", "replace")
 
 
-class TokenIndex:
-    """Leaf tokens of a file (comments dropped) with their byte offsets, collected in one walk."""
+_LEXEMES = re.compile(
+    r"""--\[(=*)\[.*?\]\1\]|--[^\n]*|\[(=*)\[.*?\]\2\]|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'""",
+    re.DOTALL,
+)
+_SPACE_AROUND_PUNCT = re.compile(r"\s*([^\w\s])\s*")
+_SPACES = re.compile(r"\s+")
 
-    def __init__(self, root: Node) -> None:
-        starts: list[int] = []
-        tokens: list[bytes] = []
-        stack = [root]
-        while stack:
-            node = stack.pop()
-            kind = node.type
-            if kind == "comment":
-                continue
-            if node.child_count == 0 or kind == "string":
-                starts.append(node.start_byte)
-                tokens.append(node.text or b"")
-            else:
-                stack.extend(reversed(node.children))
-        self.starts = starts
-        self.tokens = tokens
 
-    def digest(self, node: Node | None) -> str:
-        """Hash of the tokens under `node`, ignoring comments and whitespace: reformatting keeps it."""
-        h = hashlib.sha1()
-        if node is not None:
-            lo = bisect_left(self.starts, node.start_byte)
-            hi = bisect_left(self.starts, node.end_byte)
-            h.update(b"\0".join(self.tokens[lo:hi]))
-        return h.hexdigest()
+def normalized(code: str) -> str:
+    """Lua code without comments and formatting: equal for two texts that differ only in layout."""
+    out: list[str] = []
+    pending: list[str] = []  # code (and comments turned into spaces) since the last string literal
+    last = 0
+    for match in _LEXEMES.finditer(code):
+        pending.append(code[last : match.start()])
+        lexeme = match.group(0)
+        if lexeme.startswith("--"):
+            pending.append(" ")
+        else:
+            out.append(_squeeze("".join(pending)))
+            out.append(lexeme)
+            pending = []
+        last = match.end()
+    pending.append(code[last:])
+    out.append(_squeeze("".join(pending)))
+    return "\x00".join(out)
+
+
+def _squeeze(code: str) -> str:
+    return _SPACE_AROUND_PUNCT.sub(r"\1", _SPACES.sub(" ", code)).strip()
+
+
+def digest_of(source: bytes, byte_range: tuple[int, int]) -> str:
+    """Layout-independent hash of a byte range of a file (a statement or a function body)."""
+    code = source[byte_range[0] : byte_range[1]].decode("utf-8", "replace")
+    return hashlib.sha1(normalized(code).encode()).hexdigest()
+
+
+def _range(node: Node | None) -> tuple[int, int]:
+    return (node.start_byte, node.end_byte) if node is not None else (0, 0)
 
 
 def _label(node: Node) -> str:

@@ -22,11 +22,12 @@ def parse(source: bytes) -> Tree:
 class LineIndex:
     """Converts tree-sitter (row, byte column) points into 1-based line and character column."""
 
-    __slots__ = ("_lines", "_source")
+    __slots__ = ("_ascii", "_lines", "_source")
 
     def __init__(self, source: bytes) -> None:
         self._source = source
         self._lines: list[bytes] | None = None
+        self._ascii = source.isascii()
 
     def _line(self, row: int) -> bytes:
         if self._lines is None:
@@ -34,6 +35,8 @@ class LineIndex:
         return self._lines[row] if row < len(self._lines) else b""
 
     def column(self, row: int, byte_col: int) -> int:
+        if self._ascii:
+            return byte_col + 1
         line = self._line(row)
         prefix = line[:byte_col]
         if prefix.isascii():
@@ -42,6 +45,8 @@ class LineIndex:
 
     def span(self, node: Node) -> Span:
         (sr, sc), (er, ec) = node.start_point, node.end_point
+        if self._ascii:
+            return Span(sr + 1, sc + 1, er + 1, ec + 1)
         return Span(sr + 1, self.column(sr, sc), er + 1, self.column(er, ec))
 
     def point_span(self, row: int, byte_col: int) -> Span:
