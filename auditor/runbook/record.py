@@ -112,6 +112,7 @@ def record_many(
         return []
     if repo is None and isinstance(store, GitStore):
         repo = store.repo
+    _ACTOR_MEMO.clear()
     with store.lock():
         for _ in range(MAX_ATTEMPTS):
             state = store.state()
@@ -166,7 +167,7 @@ def _seal(
     recorded_at: str,
 ) -> Entry:
     try:
-        actor = draft.actor or resolve_actor(repo, kind=draft.actor_kind)
+        actor = draft.actor or _resolved_actor(repo, draft.actor_kind)
         host = draft.host or resolve_host()
         writer = draft.writer or resolve_writer(actor, host)
         prev = tips.get(writer)
@@ -199,6 +200,17 @@ def _seal(
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"]) or "entry"
         raise AuditError(f"invalid runbook entry: {where}: {error['msg']}") from None
+
+
+def _resolved_actor(repo: Path | None, kind: ActorKind | None) -> Actor:
+    """The actor from the environment, resolved once per batch (Git config lookups cost a process)."""
+    key = (repo, kind)
+    if key not in _ACTOR_MEMO:
+        _ACTOR_MEMO[key] = resolve_actor(repo, kind=kind)
+    return _ACTOR_MEMO[key]
+
+
+_ACTOR_MEMO: dict[tuple[Path | None, str | None], Actor] = {}
 
 
 def _moment(value: datetime | str) -> str:
