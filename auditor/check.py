@@ -10,7 +10,7 @@ from typing import Any
 from auditor.config import DEFAULT, Config
 from auditor.errors import AuditError
 from auditor.filter import apply_filters
-from auditor.findings import Finding, Severity, Suppression, dedupe_fingerprints
+from auditor.findings import Finding, Severity, Span, Suppression, dedupe_fingerprints
 from auditor.kumo.api import KumoApi, load_api
 from auditor.kumo.model import PolicyModel
 from auditor.kumo.paths import PathMap
@@ -142,7 +142,10 @@ def load_data_files(
             text = decode_text(ref.tree_path, data, context.snapshot.size_limit)
         except FileProblem as problem:
             yield UNREADABLE_FILE.finding(
-                ref.tree_path, _first_line(), f"{ref.tree_path} {problem.reason}", key=ref.tree_path
+                ref.tree_path,
+                Span.point(1, 1),
+                f"{ref.tree_path} {problem.reason}",
+                key=ref.tree_path,
             )
             continue
         context.texts[ref.tree_path] = text
@@ -150,19 +153,33 @@ def load_data_files(
         fmt = ref.data_format or "plain"
 
         def compute(path: str = ref.tree_path, text: str = text, fmt: str = fmt) -> object:
+            if fmt == "plain":
+                return parse_plain_data(path, text)
             from auditor.data.validate import validate_data
 
-            return validate_data(path, text, fmt if fmt != "plain" else "")
+            return validate_data(path, text, fmt)
 
         result = cached(f"data-{fmt}", content_id, compute) if cached and content_id else compute()
         context.data[ref.tree_path] = result
         yield from result.findings  # type: ignore[attr-defined]
 
 
-def _first_line():  # type: ignore[no-untyped-def]
-    from auditor.findings import Span
+def parse_plain_data(path: str, text: str) -> Any:
+    """A data file loaded directly (`kumo.toml_load`, `kumo.serde.json_load`): syntax only (E103)."""
+    from auditor.data.locate import DataSyntaxError, load_located
+    from auditor.data.validate import DataResult
+    from auditor.rules.data import DATA_SYNTAX_ERROR
 
-    return Span.point(1, 1)
+    if not path.endswith((".toml", ".json")):
+        return DataResult(None, None, [])  # YAML, JSON5, ...: not parsed here
+    try:
+        located = load_located(text, "toml" if path.endswith(".toml") else "json")
+    except DataSyntaxError as err:
+        finding = DATA_SYNTAX_ERROR.finding(
+            path, Span.point(err.line, err.column), err.message, key=f"{path}:syntax"
+        )
+        return DataResult(None, None, [finding])
+    return DataResult(located.value, located, [])
 
 
 def resolve_target(target: Path) -> tuple[Path, str | None]:
