@@ -124,7 +124,9 @@ class Located:
         """True if `path` exists in the parsed value."""
         node = self.value
         for part in path:
-            if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
+            if (isinstance(node, dict) and part in node) or (
+                isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+            ):
                 node = node[part]
             else:
                 return False
@@ -288,6 +290,7 @@ class _TomlScanner:
             path = (*path, name)
             self._note_key(path, s_start, s_end)
             if last and is_array:
+                self.out._values.setdefault(path, (start, end))
                 count = self.array_counts.get(path, 0)
                 self.array_counts[path] = count + 1
                 path = (*path, count)

@@ -196,7 +196,10 @@ def _where(model: type[BaseModel] | None, loc: Path) -> str:
 
 def _closest(word: str, choices: list[str]) -> str | None:
     found = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return found[0] if found else None
+    if found:
+        return found[0]
+    containing = sorted((c for c in choices if len(word) >= 3 and word in c), key=len)
+    return containing[0] if containing else None
 
 
 def _keys_of(model: type[BaseModel] | None) -> list[str]:
