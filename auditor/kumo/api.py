@@ -23,6 +23,8 @@ Field conventions that are not obvious from the names:
   overrides it per method. ``files_from`` describes the option-taking setup method; the plain
   ``setup(list)`` form always takes its data files from the list argument.
   ``registers_dynamic`` holds event-name templates (``make.{name}.log_hook``).
+* ``KumoApi.blocking_stdlib``: dotted names of Lua standard-library functions (``io.open``) that
+  block the thread running the event (``[lua_stdlib] blocking`` in the table).
 """
 
 from __future__ import annotations
@@ -214,6 +216,7 @@ class KumoApi:
     helpers_by_module: MappingProxyType[str, HelperSpec] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    blocking_stdlib: tuple[str, ...] = ()
 
     def function(self, name: str) -> FunctionSpec | None:
         return self.functions.get(name)
@@ -389,6 +392,7 @@ def parse_api(data: bytes, *, use_cache: bool = False) -> KumoApi:
         digest=digest,
         event_families=tuple(e for e in events.values() if e.is_family),
         helpers_by_module=MappingProxyType({h.module: h for h in helpers.values()}),
+        blocking_stdlib=tuple(raw.get("lua_stdlib", {}).get("blocking", ())),
     )
 
 
