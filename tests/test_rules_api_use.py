@@ -1,0 +1,360 @@
+"""E2xx rules on small real policy trees, run through the whole check pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import audit, codes_at, write_tree
+
+SOURCES = "[source.'ip-1']\nsource_address = '10.0.0.1'\n\n[pool.'main'.'ip-1']\nweight = 1\n"
+
+
+def findings(tmp_path: Path, code: str, files: dict[str, str]) -> list[tuple[str, int, int]]:
+    write_tree(tmp_path, files)
+    return codes_at(audit(tmp_path).findings, code)
+
+
+# ----- E201 ----------------------------------------------------------------------------------------------
+
+
+def test_e201_policy_handler_after_sources_helper(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "E201",
+        {
+            "init.lua": """
+            local sources = require 'policy-extras.sources'
+            sources:setup { '/opt/kumomta/etc/policy/sources.toml' }
+            kumo.on('get_egress_pool', function(name)
+              return kumo.make_egress_pool { name = name, entries = {} }
+            end)
+            """,
+            "sources.toml": SOURCES,
+        },
+    )
+    assert got == [("E201", 3, 9)]
+    result = audit(tmp_path)
+    (finding,) = [f for f in result.findings if f.code == "E201"]
+    assert "sources:setup" in finding.message and "init.lua:2" in finding.message
+
+
+def test_e201_two_policy_handlers_across_modules(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "E201",
+        {
+            "init.lua": """
+            kumo.on('smtp_server_ehlo', function(domain) end)
+            require 'extra'
+            kumo.on('get_queue_config', function() end)
+            """,
+            "extra.lua": """
+            local kumo = require 'kumo'
+            kumo.on('get_queue_config', function() end)
+            kumo.on('smtp_server_ehlo', function(domain) end)
+            """,
+        },
+    )
+    # the required module runs at its require (line 2), after the entry's line-1 handler
+    assert got == [("E201", 3, 9)]
+    result = audit(tmp_path)
+    (finding,) = [f for f in result.findings if f.code == "E201"]
+    assert finding.path == "extra.lua" and "init.lua:1" in finding.message
+
+
+def test_e201_quiet_for_multi_handler_events_and_exclusive_branches(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "E201",
+        {
+            "init.lua": """
+            kumo.on('pre_init', function() end)
+            kumo.on('pre_init', function() end)
+            kumo.on('get_queue_config', function() end)
+            kumo.on('get_queue_config', function() end)
+            if os.getenv('LMTP') then
+              kumo.on('get_egress_path_config', function() end)
+            else
+              kumo.on('get_egress_path_config', function() end)
+            end
+            """
+        },
+    )
+    assert got == []
+
+
+def test_e201_log_hook_constructor_collides_with_policy_constructor(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "E201",
+        {
+            "init.lua": """
+            local log_hooks = require 'policy-extras.log_hooks'
+            log_hooks:new { name = 'webhook', constructor = function(domain) end }
+            kumo.on('make.webhook.log_hook', function(domain) end)
+            """
+        },
+    )
+    assert got == [("E201", 3, 9)]
+
+
+# ----- E202 ----------------------------------------------------------------------------------------------
+
+
+def test_e202_registration_and_helper_setup_inside_handlers(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "E202",
+        {
+            "init.lua": """
+            kumo.on('init', function()
+              local listener_domains = require 'policy-extras.listener_domains'
+              kumo.on('get_listener_domain', listener_domains:setup { '/opt/kumomta/etc/policy/d.toml' })
+            end)
+            local function late()
+              kumo.on('smtp_server_ehlo', function() end)
+            end
+            kumo.on('smtp_server_mail_from', function() late() end)
+            """,
+            "d.toml": "['example.com']\nrelay_to = true\n",
+        },
+    )
+    assert got == [("E202", 2, 28), ("E202", 3, 3), ("E202", 3, 34), ("E202", 6, 3)]
+
+
+def test_e202_quiet_at_file_level_and_for_cached_require(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "E202",
+        {
+            "init.lua": """
+            local queue_module = require 'policy-extras.queue'
+            local utils = require 'policy-extras.policy_utils'
+            local function register() kumo.on('smtp_server_ehlo', function() end) end
+            register()
+            kumo.on('init', function()
+              local again = require 'policy-extras.queue' -- cached: already loaded at file level
+              local u = require 'policy-extras.policy_utils'
+            end)
+            """
+        },
+    )
+    assert got == []
+
+
+# ----- E203 ----------------------------------------------------------------------------------------------
+
+
+def test_e203_shaping_setup_twice_and_log_hook_name_twice(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "E203",
+        {
+            "init.lua": """
+            local shaping = require 'policy-extras.shaping'
+            local log_hooks = require 'policy-extras.log_hooks'
+            local shaper = shaping:setup_with_automation { no_default_files = true }
+            kumo.on('get_egress_path_config', shaping:setup { })
+            log_hooks:new_json { name = 'events', url = 'http://127.0.0.1:8090/' }
+            log_hooks:new_json { name = 'events', url = 'http://127.0.0.1:8091/' }
+            log_hooks:new_json { name = 'other', url = 'http://127.0.0.1:8092/' }
+            """
+        },
+    )
+    assert got == [("E203", 4, 35), ("E203", 6, 1)]
+
+
+def test_e203_quiet_for_single_setups(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "E203",
+        {
+            "init.lua": """
+            local shaping = require 'policy-extras.shaping'
+            local shaper = shaping:setup_with_automation { no_default_files = true }
+            kumo.on('get_egress_path_config', shaper.get_egress_path_config)
+            """
+        },
+    )
+    assert got == []
+
+
+# ----- E204 ----------------------------------------------------------------------------------------------
+
+
+def test_e204_unknown_kumo_function_and_removed_helper_member(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            local shaping = require 'policy-extras.shaping'
+            local shaper = shaping:setup_with_automation { no_default_files = true }
+            kumo.on('get_queue_config', shaper.get_queue_config)
+            kumo.on('get_egress_source', function(name)
+              return kumo.define_egress_source { name = name }
+            end)
+            local x = shaping.not_a_member
+            """
+        },
+    )
+    result = audit(tmp_path)
+    assert codes_at(result.findings, "E204") == [("E204", 3, 29), ("E204", 5, 10), ("E204", 7, 11)]
+    by_line = {f.line: f.message for f in result.findings if f.code == "E204"}
+    assert "kumo.make_egress_source" in by_line[5]
+    assert "removed" in by_line[3]
+
+
+def test_e204_quiet_for_real_api_namespaces_and_policy_defined_members(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "E204",
+        {
+            "init.lua": """
+            local kumo = require 'kumo'
+            local fs = kumo.fs
+            kumo.my_policy = {}
+            function kumo.my_policy.helper() end
+            kumo.my_policy.helper()
+            local digest = kumo.digest.sha256('x')
+            local queue_module = require 'policy-extras.queue'
+            local q = queue_module:setup_with_options { file_names = {} }
+            kumo.on('smtp_server_message_received', function(msg) q:apply(msg) end)
+            """
+        },
+    )
+    assert got == []
+
+
+# ----- E205 ----------------------------------------------------------------------------------------------
+
+
+def test_e205_typo_and_obsolete_event(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            kumo.on('smtp_server_mesage_received', function(msg) end)
+            kumo.on('message_requeued', function(msg) end)
+            kumo.on('invented_event_name', function() end)
+            """
+        },
+    )
+    result = audit(tmp_path)
+    assert codes_at(result.findings, "E205") == [("E205", 1, 9), ("E205", 2, 9), ("E205", 3, 9)]
+    messages = {f.line: f.message for f in result.findings if f.code == "E205"}
+    assert "smtp_server_message_received" in messages[1]
+    assert "requeue_message" in messages[2]
+
+
+def test_e205_quiet_for_custom_events_defined_by_the_policy(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "E205",
+        {
+            "init.lua": """
+            kumo.on('init', function()
+              kumo.spawn_task { event_name = 'refresh_blocklist', args = {} }
+              kumo.start_esmtp_listener {
+                listen = '0.0.0.0:25',
+                tls_private_key = { event_name = 'fetch_tls_key', event_args = { 'mx' } },
+              }
+            end)
+            kumo.on('refresh_blocklist', function(args) end)
+            kumo.on('fetch_tls_key', function(name) end)
+            kumo.on('custom_delivery', function(domain, tenant, campaign) end)
+            kumo.on('make.webhook', function(domain, tenant, campaign) end)
+            kumo.on('log_disposition_audit', function(msg, record) end)
+            kumo.on('get_queue_config', function(domain)
+              return kumo.make_queue_config {
+                protocol = { custom_lua = { constructor = 'custom_delivery' } },
+              }
+            end)
+            """
+        },
+    )
+    assert got == []
+
+
+# ----- E206 / E207 ---------------------------------------------------------------------------------------
+
+
+def test_e206_unknown_keys_at_top_level_and_in_nested_structs(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            kumo.on('init', function()
+              kumo.start_esmtp_listener {
+                listen = '0.0.0.0:25',
+                relay_host = { '10.0.0.0/8' },
+                peer = { ['10.1.0.0/16'] = { bannr = 'hi' } },
+              }
+            end)
+            local cached = kumo.memoize(function() end, { name = 'user.x', ttl = 60, capacity = 1, ttl_seconds = 5 })
+            """
+        },
+    )
+    result = audit(tmp_path)
+    assert codes_at(result.findings, "E206") == [("E206", 4, 5), ("E206", 5, 34), ("E206", 8, 88)]
+    messages = [f.message for f in result.findings if f.code == "E206"]
+    assert "relay_hosts" in messages[0] and "banner" in messages[1]
+
+
+def test_e207_invalid_values(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "E207",
+        {
+            "init.lua": """
+            kumo.on('init', function()
+              kumo.define_spool { name = 'data', path = '/var/spool/kumomta/data', kind = 'Disk' }
+              kumo.start_esmtp_listener {
+                listen = '0.0.0.0:25',
+                relay_hosts = { '127.0.0.1', '10.0.0.300/8' },
+                client_timeout = '5 minuts',
+              }
+            end)
+            kumo.on('get_egress_path_config', function()
+              return kumo.make_egress_path { enable_tls = 'Sometimes', connection_limit = 10 }
+            end)
+            """
+        },
+    )
+    assert got == [("E207", 2, 79), ("E207", 5, 34), ("E207", 6, 22), ("E207", 10, 47)]
+
+
+def test_e206_e207_quiet_for_valid_and_computed_parameters(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            local PORT = os.getenv('PORT')
+            kumo.on('init', function()
+              kumo.start_esmtp_listener {
+                listen = '0.0.0.0:' .. PORT,
+                relay_hosts = { '127.0.0.1', '::1', '10.0.0.0/8' },
+                client_timeout = '5 minutes',
+                peer = { ['10.1.0.0/16'] = { banner = 'hi', relay_hosts = { '10.1.0.0/16' } } },
+                [os.getenv('EXTRA_KEY')] = true,
+              }
+            end)
+            """
+        },
+    )
+    result = audit(tmp_path)
+    assert codes_at(result.findings, "E206") == [] and codes_at(result.findings, "E207") == []
+
+
+@pytest.mark.parametrize("code", ["E201", "E202", "E203", "E204", "E205", "E206", "E207"])
+def test_rule_metadata_is_complete(code: str) -> None:
+    import auditor.rules  # noqa: F401
+    from auditor.rules.registry import get
+
+    rule_obj = get(code)
+    assert rule_obj is not None and rule_obj.check is not None
+    meta = rule_obj.meta
+    assert meta.category == "api" and meta.severity.value == "error"
+    assert all([meta.summary, meta.doc, meta.bad, meta.good, meta.fix])
+    assert "kumo" in meta.doc.lower() and len(meta.doc) > 200
