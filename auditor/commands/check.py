@@ -15,7 +15,7 @@ from auditor.commands.common import (
     write_outputs,
 )
 
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "sarif")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

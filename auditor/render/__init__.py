@@ -10,6 +10,7 @@ from auditor.render.base import RenderInput
 FORMATS = {
     "text": "auditor.render.text",
     "json": "auditor.render.json_format",
+    "sarif": "auditor.render.sarif",
 }
 
 
