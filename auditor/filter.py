@@ -36,6 +36,7 @@ def apply_filters(
     *,
     use_suppressions: bool = True,
     today: date | None = None,
+    suppression_findings: bool = True,
 ) -> tuple[list[Finding], list[Suppression]]:
     """Findings after configuration, with suppressed ones marked (not dropped); the suppressions used."""
     config = context.config
@@ -61,7 +62,7 @@ def apply_filters(
     extra = [
         f
         for f in _suppression_findings(inline, today) + waiver_findings
-        if selected(f.code, config.select, config.ignore)
+        if suppression_findings and selected(f.code, config.select, config.ignore)
     ]
     return sorted(out + extra, key=Finding.sort_key), used + used_waivers
 
@@ -129,7 +130,8 @@ def _suppression_findings(suppressions: list[InlineSuppression], today: date) ->
                     key=key,
                 )
             )
-        elif not s.used:
+        elif not s.used and not all((r := registry.get(c)) and r.meta.change for c in s.codes):
+            # (suppressions of change-only rules are judged by change audits, not here)
             unsuppressible = [
                 c for c in s.codes if (r := registry.get(c)) and not r.meta.suppressible
             ]

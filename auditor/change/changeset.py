@@ -1,0 +1,411 @@
+"""The change set: a semantic diff of two audited states, each changed element with its reload impact.
+
+Lua is compared per function (by a stable identity: its name, the event it handles, or its place among
+its parent's anonymous functions) and per top-level statement, on layout-independent digests, so
+reformatting and comments are `none`. Data files are compared per key path of their parsed values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from auditor.change.reload import (
+    BLOCKED,
+    EPOCH,
+    MEANING,
+    NONE,
+    RESTART,
+    TTL,
+    UNMONITORED,
+    Element,
+    strongest,
+)
+from auditor.findings import Finding, Severity
+from auditor.kumo.model import FILE, DataRef, PolicyModel
+from auditor.kumo.monitor import MonitorGlobs, monitor_globs
+from auditor.lua.facts import FILE_LEVEL, FunctionDef, digest_of, normalized
+
+if TYPE_CHECKING:
+    from auditor.check import CheckResult
+
+RESTART_PHASES = {"init", "pre_init"}
+
+
+@dataclass(frozen=True, slots=True)
+class ValueChange:
+    """One key path of a data file whose value changed (`before`/`after` None when absent)."""
+
+    path: str  # data file
+    key: tuple[Any, ...]
+    before: Any
+    after: Any
+    line: int
+
+    def label(self) -> str:
+        return f"{self.path} {format_key(self.key)}"
+
+
+@dataclass
+class ChangeSet:
+    elements: list[Element] = field(default_factory=list)
+    value_changes: list[ValueChange] = field(default_factory=list)
+    changed_files: list[str] = field(default_factory=list)
+    introduced: list[Finding] = field(default_factory=list)
+    resolved: list[Finding] = field(default_factory=list)
+
+    @property
+    def impact(self) -> str:
+        return strongest([e.impact for e in self.elements])
+
+    def reload_dict(self) -> dict[str, Any]:
+        return {
+            "impact": self.impact,
+            "meaning": MEANING[self.impact],
+            "elements": [e.as_dict() for e in self.elements],
+        }
+
+
+def format_key(key: tuple[Any, ...]) -> str:
+    out = ""
+    for part in key:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(part, str) and part.replace("_", "").isalnum() and part[:1].isalpha():
+            out += f".{part}" if out else part
+        else:
+            out += f'["{part}"]'
+    return out
+
+
+def short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, str) else f'"{value}"'
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Side:
+    """One audited state, indexed for comparison."""
+
+    def __init__(self, result: CheckResult | None) -> None:
+        self.result = result
+        self.model: PolicyModel | None = result.context.model if result else None
+        self.texts: dict[str, str] = result.context.texts if result else {}
+        self.data: dict[str, Any] = result.context.data if result else {}
+        self.snapshot = result.context.snapshot if result else None
+        self.globs: MonitorGlobs | None = monitor_globs(self.model) if self.model else None
+
+    def content_id(self, path: str) -> str | None:
+        return self.snapshot.content_id(path) if self.snapshot is not None else None
+
+    def functions(self, module: str) -> dict[str, tuple[FunctionDef, str]]:
+        """Function identity -> (definition, shell digest) for one module."""
+        if self.model is None or module not in self.model.modules:
+            return {}
+        mod = self.model.modules[module]
+        source = mod.text.encode("utf-8")
+        handler_of = {
+            h.function[1]: h.event
+            for h in self.model.handlers
+            if h.function and h.function[0] == module and h.origin == "policy"
+        }
+        keys: dict[int, str] = {}
+        anonymous: dict[tuple[int, str], int] = {}
+        out: dict[str, tuple[FunctionDef, str]] = {}
+        children: dict[int, list[FunctionDef]] = {}
+        for fn in mod.facts.functions:
+            children.setdefault(fn.parent, []).append(fn)
+        for fn in mod.facts.functions:
+            parent_key = keys.get(fn.parent, "") if fn.parent != FILE_LEVEL else ""
+            if fn.id in handler_of:
+                base = f"handler {handler_of[fn.id]}"
+            elif fn.name:
+                base = f"function {fn.name}"
+            else:
+                base = "anonymous function"
+            key = f"{parent_key} > {base}" if parent_key else base
+            n = anonymous.get((fn.parent, key), 0)
+            anonymous[(fn.parent, key)] = n + 1
+            if n:
+                key = f"{key} #{n + 1}"
+            keys[fn.id] = key
+            holes = [c.body for c in children.get(fn.id, [])]
+            out[key] = (fn, shell_digest(source, fn.body, holes))
+        return out
+
+    def statements(self, module: str) -> list[tuple[str, str, int]]:
+        """(shell digest, label, line) of each top-level statement, function bodies cut out."""
+        if self.model is None or module not in self.model.modules:
+            return []
+        mod = self.model.modules[module]
+        source = mod.text.encode("utf-8")
+        top_functions = [f.body for f in mod.facts.functions if f.parent == FILE_LEVEL]
+        out = []
+        for st in mod.facts.statements:
+            holes = [
+                b for b in top_functions if st.byte_range[0] <= b[0] and b[1] <= st.byte_range[1]
+            ]
+            out.append((shell_digest(source, st.byte_range, holes), st.label, st.span.line))
+        return out
+
+
+def shell_digest(source: bytes, byte_range: tuple[int, int], holes: list[tuple[int, int]]) -> str:
+    """Digest of a range with nested function bodies cut out (they are compared on their own)."""
+    if not holes:
+        return digest_of(source, byte_range)
+    pieces: list[bytes] = []
+    pos = byte_range[0]
+    for start, end in sorted(holes):
+        if start < pos:
+            continue
+        pieces.append(source[pos:start])
+        pieces.append(b" function-body ")
+        pos = end
+    pieces.append(source[pos : byte_range[1]])
+    joined = b"".join(pieces)
+    return digest_of(joined, (0, len(joined)))
+
+
+def compute(base: CheckResult | None, head: CheckResult) -> ChangeSet:
+    before, after = _Side(base), _Side(head)
+    change = ChangeSet()
+    lua_paths = sorted(set(before.model.modules if before.model else ()) | set(after.model.modules))  # type: ignore[union-attr]
+    for path in lua_paths:
+        if (
+            before.content_id(path) == after.content_id(path)
+            and before.content_id(path) is not None
+        ):
+            continue
+        change.changed_files.append(path)
+        change.elements.extend(_lua_elements(path, before, after))
+    change.elements.extend(_data_elements(before, after, change))
+    change.elements.extend(_unreferenced_files(before, after, change))
+    _findings_delta(base, head, change)
+    if any(f.severity is Severity.ERROR and not f.suppressed for f in head.findings):
+        errors = sum(1 for f in head.findings if f.severity is Severity.ERROR and not f.suppressed)
+        change.elements.append(
+            Element(
+                "new state",
+                head.entry,
+                1,
+                BLOCKED,
+                f"the new state has {errors} error finding{'s' if errors != 1 else ''}: "
+                "KumoMTA would fail to load or misbehave",
+            )
+        )
+    return change
+
+
+# ----- Lua ----------------------------------------------------------------------------------------------
+
+
+def _lua_elements(path: str, before: _Side, after: _Side) -> Iterator[Element]:
+    old_text = before.texts.get(path)
+    new_text = after.texts.get(path)
+    if new_text is None and after.model is not None and path not in after.model.modules:
+        line = 1
+        yield Element(
+            f"module {path}",
+            path,
+            line,
+            _lua_file_impact(path, after, EPOCH),
+            "the file is no longer loaded by the policy",
+        )
+        return
+    if (
+        old_text is not None
+        and new_text is not None
+        and normalized(old_text) == normalized(new_text)
+    ):
+        yield Element(f"file {path}", path, 1, NONE, "comments or formatting only")
+        return
+    old_fns, new_fns = before.functions(path), after.functions(path)
+    for key in sorted(set(old_fns) | set(new_fns)):
+        old, new = old_fns.get(key), new_fns.get(key)
+        if old and new and old[1] == new[1]:
+            continue
+        side, (fn, _) = (after, new) if new else (before, old)  # type: ignore[misc]
+        contexts = side.model.contexts_of(path, fn.id) if side.model else frozenset()
+        verb = "adds" if old is None else "removes" if new is None else "edits"
+        impact, why = _context_impact(contexts, key, after, path)
+        yield Element(key, path, fn.span.line, impact, f"{verb} {key}: {why}")
+    old_st = {d: (label, line) for d, label, line in before.statements(path)}
+    new_st = {d: (label, line) for d, label, line in after.statements(path)}
+    file_contexts = after.model.contexts_of(path, FILE_LEVEL) if after.model else frozenset()
+    for digest in sorted(set(new_st) - set(old_st), key=lambda d: new_st[d][1]):
+        label, line = new_st[digest]
+        impact, why = _context_impact(
+            file_contexts or frozenset({FILE}), "top-level code", after, path
+        )
+        yield Element(f"statement `{label}`", path, line, impact, f"changes top-level code: {why}")
+    for digest in sorted(set(old_st) - set(new_st), key=lambda d: old_st[d][1]):
+        label, line = old_st[digest]
+        if any(lbl == label for lbl, _ in new_st.values()):
+            continue  # the same statement, edited: reported above as its new form
+        impact, why = _context_impact(
+            file_contexts or frozenset({FILE}), "top-level code", after, path
+        )
+        yield Element(f"statement `{label}`", path, 1, impact, f"removes top-level code: {why}")
+
+
+def _context_impact(contexts: frozenset[str], what: str, side: _Side, path: str) -> tuple[str, str]:
+    phases = {c for c in contexts if c in RESTART_PHASES}
+    if phases:
+        which = " and ".join(sorted(phases))
+        return RESTART, (
+            f"code that runs in {which}: listeners, spools, logging and thread pools are only "
+            "configured at start-up, so this needs a kumod restart"
+        )
+    if not contexts:
+        return _lua_file_impact(path, side, EPOCH), "code that nothing calls; it runs nowhere yet"
+    where = ", ".join(sorted(c if c != FILE else "the policy's top level" for c in contexts))
+    impact = _lua_file_impact(path, side, EPOCH)
+    if impact == UNMONITORED:
+        return impact, f"runs in {where}, but this file is not covered by the config monitor globs"
+    return impact, f"runs in {where}; new Lua contexts pick it up at the next configuration epoch"
+
+
+def _lua_file_impact(path: str, side: _Side, default: str) -> str:
+    if side.model is None or side.globs is None:
+        return default
+    deployed = side.model.path_map.to_deployed(path)
+    if deployed is None:
+        return default
+    return UNMONITORED if side.globs.covers(deployed) is False else default
+
+
+# ----- data files ---------------------------------------------------------------------------------------
+
+
+def _refs_by_path(model: PolicyModel | None) -> dict[str, list[DataRef]]:
+    out: dict[str, list[DataRef]] = {}
+    for ref in model.data_refs if model else []:
+        if ref.tree_path:
+            out.setdefault(ref.tree_path, []).append(ref)
+    return out
+
+
+def _data_elements(before: _Side, after: _Side, change: ChangeSet) -> Iterator[Element]:
+    old_refs, new_refs = _refs_by_path(before.model), _refs_by_path(after.model)
+    for path in sorted(set(old_refs) | set(new_refs)):
+        if before.content_id(path) == after.content_id(path):
+            continue
+        change.changed_files.append(path)
+        refs = new_refs.get(path) or old_refs.get(path) or []
+        impact, why = _data_impact(path, refs, after)
+        old_value = getattr(before.data.get(path), "value", None)
+        new_value = getattr(after.data.get(path), "value", None)
+        located = getattr(after.data.get(path), "located", None)
+        diffs = list(diff_values(old_value, new_value))
+        if not diffs:
+            text_old, text_new = before.texts.get(path), after.texts.get(path)
+            if text_old is not None and text_new is not None:
+                yield Element(f"file {path}", path, 1, NONE, "comments or formatting only")
+                continue
+            yield Element(f"file {path}", path, 1, impact, why)
+            continue
+        for key, old, new in diffs:
+            line = _line_of(located, key)
+            vc = ValueChange(path, key, old, new, line)
+            change.value_changes.append(vc)
+            text = (
+                f"{short(old)} -> {short(new)}"
+                if old is not None and new is not None
+                else (f"added {short(new)}" if old is None else f"removed (was {short(old)})")
+            )
+            yield Element(f"{vc.label()} {text}", path, line, impact, why)
+
+
+def _line_of(located: Any, key: tuple[Any, ...]) -> int:
+    if located is None:
+        return 1
+    while key:
+        try:
+            return int(located.key_span(key).line)
+        except (KeyError, IndexError, AttributeError, ValueError):
+            key = key[:-1]
+    return 1
+
+
+def _data_impact(path: str, refs: list[DataRef], side: _Side) -> tuple[str, str]:
+    contexts = frozenset().union(*(r.contexts for r in refs)) if refs else frozenset()
+    loaders = ", ".join(sorted({r.loader for r in refs})) or "the policy"
+    if contexts and contexts <= RESTART_PHASES:
+        return (
+            RESTART,
+            f"read by {loaders} only during start-up ({', '.join(sorted(contexts))}): needs a restart",
+        )
+    deployed = side.model.path_map.to_deployed(path) if side.model else None
+    covered = side.globs.covers(deployed) if side.globs and deployed else None
+    if covered is False:
+        return UNMONITORED, (
+            f"read by {loaders}, but not covered by the config monitor globs: KumoMTA will not notice "
+            "the edit until the epoch is bumped (POST /api/admin/bump-config-epoch)"
+        )
+    ttl_only = [r for r in refs if r.data_format and not _invalidates_with_epoch(r, side)]
+    if ttl_only:
+        return TTL, (
+            f"read by {loaders}, whose cache is not invalidated by a new epoch: live when the cache "
+            "entry expires"
+        )
+    return EPOCH, f"read by {loaders}; live at the next configuration epoch (about 10 s)"
+
+
+def _invalidates_with_epoch(ref: DataRef, side: _Side) -> bool:
+    if side.model is None:
+        return True
+    for setup in side.model.helper_setups:
+        if ref in setup.data:
+            default = setup.helper.invalidate_with_epoch
+            options = setup.options
+            flag = options.get("invalidate_with_epoch") if options is not None else None
+            value = getattr(flag, "value", None)
+            return value if isinstance(value, bool) else default
+    return True
+
+
+def diff_values(
+    old: Any, new: Any, key: tuple[Any, ...] = ()
+) -> Iterator[tuple[tuple[Any, ...], Any, Any]]:
+    """Key paths whose values differ; tables are descended, other values compared whole."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in sorted(set(old) | set(new), key=str):
+            if k not in new:
+                yield (*key, k), old[k], None
+            elif k not in old:
+                yield (*key, k), None, new[k]
+            else:
+                yield from diff_values(old[k], new[k], (*key, k))
+    elif old != new:
+        yield key, old, new
+
+
+def _unreferenced_files(before: _Side, after: _Side, change: ChangeSet) -> Iterator[Element]:
+    """Data-looking files that changed but that the new policy does not load (no effect)."""
+    if after.snapshot is None:
+        return
+    loaded = set(_refs_by_path(after.model)) | set(after.model.modules if after.model else ())
+    old_files = set(before.snapshot.files()) if before.snapshot else set()
+    for path in sorted(set(after.snapshot.files()) | old_files):
+        if path in loaded or not path.endswith((".toml", ".json", ".lua", ".yaml")):
+            continue
+        if path.endswith("kumo-audit.toml") or path.endswith("pyproject.toml"):
+            continue
+        if before.content_id(path) == after.content_id(path):
+            continue
+        change.changed_files.append(path)
+        yield Element(
+            f"file {path}", path, 1, NONE, "not loaded by the policy: the edit has no effect"
+        )
+
+
+def _findings_delta(base: CheckResult | None, head: CheckResult, change: ChangeSet) -> None:
+    old = {f.fingerprint for f in base.findings if not f.suppressed} if base else set()
+    new = {f.fingerprint for f in head.findings if not f.suppressed}
+    change.introduced = [f for f in head.findings if not f.suppressed and f.fingerprint not in old]
+    change.resolved = (
+        [f for f in base.findings if not f.suppressed and f.fingerprint not in new] if base else []
+    )
+
+
+__all__ = ["TTL", "ChangeSet", "ValueChange", "compute", "diff_values"]
