@@ -15,7 +15,7 @@ from auditor.commands.common import (
     write_outputs,
 )
 
-FORMATS = ("text", "json", "sarif")
+FORMATS = ("text", "json", "sarif", "github")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -80,7 +80,7 @@ def with_cli_overrides(config, args: argparse.Namespace):  # type: ignore[no-unt
         update["select"] = select
     if ignore:
         update["ignore"] = [*config.ignore, *ignore]
-    return config.model_copy(update=update) if update else config
+    return config.replace(**update) if update else config
 
 
 def working_tree_cache(root: Path):  # type: ignore[no-untyped-def]

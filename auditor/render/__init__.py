@@ -11,6 +11,7 @@ FORMATS = {
     "text": "auditor.render.text",
     "json": "auditor.render.json_format",
     "sarif": "auditor.render.sarif",
+    "github": "auditor.render.github",
 }
 
 
