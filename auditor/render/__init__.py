@@ -12,6 +12,7 @@ FORMATS = {
     "json": "auditor.render.json_format",
     "sarif": "auditor.render.sarif",
     "github": "auditor.render.github",
+    "junit": "auditor.render.junit",
 }
 
 
