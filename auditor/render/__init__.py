@@ -13,6 +13,7 @@ FORMATS = {
     "sarif": "auditor.render.sarif",
     "github": "auditor.render.github",
     "junit": "auditor.render.junit",
+    "codequality": "auditor.render.codequality",
 }
 
 
