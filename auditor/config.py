@@ -1,103 +1,160 @@
-"""kumo-audit configuration: `kumo-audit.toml` in the audited root, or `[tool.kumo-audit]` in pyproject.toml."""
+"""kumo-audit configuration: `kumo-audit.toml` in the audited root, or `[tool.kumo-audit]` in pyproject.toml.
+
+The configuration is made of plain frozen dataclasses, so a run without a configuration file never
+imports pydantic (it costs a fifth of a second, more than the pre-commit hook's whole budget); pydantic
+validates a file through a TypeAdapter only when there is one, and produces the JSON Schema.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import tomllib
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from annotated_types import Ge, Gt, Le, MinLen
 
 from auditor.errors import ConfigError
 from auditor.snapshot import DEFAULT_SIZE_LIMIT
 
 CONFIG_FILE = "kumo-audit.toml"
 
+_PYDANTIC = {"extra": "forbid", "use_attribute_docstrings": True}
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+SeverityName = Literal["error", "warning", "info"]
 
 
-class Thresholds(_Strict):
+@dataclass(frozen=True)
+class Thresholds:
     """Numbers that rules compare against."""
 
-    relay_ipv4_min_prefix: int = Field(
-        16,
-        ge=0,
-        le=32,
-        description="S101/S103: widest IPv4 network allowed to relay (prefix length)",
-    )
-    relay_ipv6_min_prefix: int = Field(
-        48,
-        ge=0,
-        le=128,
-        description="S101/S103: widest IPv6 network allowed to relay (prefix length)",
-    )
-    min_max_age: str = Field("1 day", description="D103: smallest acceptable queue max_age")
-    rate_jump_factor: float = Field(
-        2.0, gt=1.0, description="C104: a rate or limit raised by more is flagged"
-    )
+    __pydantic_config__ = _PYDANTIC
+
+    relay_ipv4_min_prefix: Annotated[int, Ge(0), Le(32)] = 16
+    """S101/S103: the widest IPv4 network (prefix length) allowed to relay."""
+    relay_ipv6_min_prefix: Annotated[int, Ge(0), Le(128)] = 48
+    """S101/S103: the widest IPv6 network (prefix length) allowed to relay."""
+    min_max_age: str = "1 day"
+    """D103: the smallest acceptable queue max_age."""
+    rate_jump_factor: Annotated[float, Gt(1.0)] = 2.0
+    """C104: a rate or limit raised by more than this factor is reported."""
 
 
-class Bound(_Strict):
+@dataclass(frozen=True)
+class Bound:
     """D104: an organisation bound for one shaping key, for matching domains or providers."""
 
+    __pydantic_config__ = _PYDANTIC
+
     key: str
+    """The shaping key, e.g. connection_limit or max_message_rate."""
     domain: str | None = None
+    """Domain (or glob, e.g. *.example.com) the bound applies to."""
     provider: str | None = None
+    """Provider name (a [provider."NAME"] section) the bound applies to."""
     min: float | str | None = None
+    """Smallest allowed value (number, or a rate/duration string)."""
     max: float | str | None = None
+    """Largest allowed value (number, or a rate/duration string)."""
     reason: str = ""
+    """Why the bound exists (shown in findings)."""
 
 
-class Waiver(_Strict):
-    """A reviewed exception for a data-file finding (data files cannot carry inline comments in JSON)."""
+@dataclass(frozen=True)
+class Waiver:
+    """A reviewed exception for a data-file finding (data files cannot all carry comments)."""
+
+    __pydantic_config__ = _PYDANTIC
 
     path: str
+    """Data file (glob) the waiver applies to, relative to the audited root."""
     code: str
+    """Rule code (or prefix) waived."""
+    reason: Annotated[str, MinLen(1)]
+    """Why the exception is acceptable."""
     key: str | None = None
-    reason: str = Field(min_length=1)
+    """Part of the finding's key (e.g. a domain) the waiver is limited to."""
     ticket: str | None = None
+    """Change or review ticket."""
     expires: date | None = None
+    """After this date the waiver no longer applies."""
 
 
-class PathIgnore(_Strict):
+@dataclass(frozen=True)
+class PathIgnore:
+    """Codes ignored for files matching a glob."""
+
+    __pydantic_config__ = _PYDANTIC
+
     path: str
+    """Glob of files, relative to the audited root."""
     codes: list[str]
+    """Codes or prefixes ignored there."""
 
 
-class Config(_Strict):
-    entry: str | None = Field(
-        None, description="the policy entry file, relative to the audited root"
-    )
-    select: list[str] = Field(default_factory=list)
-    ignore: list[str] = Field(default_factory=list)
-    severity: dict[str, Literal["error", "warning", "info"]] = Field(default_factory=dict)
-    per_path_ignores: list[PathIgnore] = Field(default_factory=list)
-    path_map: dict[str, str] = Field(default_factory=dict)
-    size_limit: int = Field(DEFAULT_SIZE_LIMIT, gt=0)
-    fail_on: Literal["error", "warning", "info"] = "error"
-    ticket_pattern: str = Field(
-        r"\b[A-Z][A-Z0-9]+-\d+\b", description="ticket ids in commit messages"
-    )
-    thresholds: Thresholds = Field(default_factory=Thresholds)
-    bounds: list[Bound] = Field(default_factory=list)
-    waiver: list[Waiver] = Field(default_factory=list)
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration."""
 
-    @field_validator("select", "ignore")
-    @classmethod
-    def _codes_upper(cls, value: list[str]) -> list[str]:
-        return [v.strip().upper() for v in value]
+    __pydantic_config__ = _PYDANTIC
 
-    @field_validator("severity")
-    @classmethod
-    def _severity_codes(cls, value: dict[str, str]) -> dict[str, str]:
-        return {k.upper(): v for k, v in value.items()}
+    entry: str | None = None
+    """The policy entry file, relative to the audited root."""
+    select: list[str] = field(default_factory=list)
+    """Only these codes or prefixes (empty: all)."""
+    ignore: list[str] = field(default_factory=list)
+    """Codes or prefixes never reported."""
+    severity: dict[str, SeverityName] = field(default_factory=dict)
+    """Per-rule severity overrides."""
+    per_path_ignores: list[PathIgnore] = field(default_factory=list)
+    """Codes ignored for some files."""
+    path_map: dict[str, str] = field(default_factory=dict)
+    """Absolute deployment path prefixes mapped to directories of the tree."""
+    size_limit: Annotated[int, Gt(0)] = DEFAULT_SIZE_LIMIT
+    """Files larger than this many bytes are reported (E102), not parsed."""
+    fail_on: SeverityName = "error"
+    """Lowest severity that makes the exit code 1."""
+    ticket_pattern: str = r"\b[A-Z][A-Z0-9]+-\d+\b"
+    """Regular expression for ticket ids in commit messages."""
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    """Numbers that rules compare against."""
+    bounds: list[Bound] = field(default_factory=list)
+    """Organisation bounds for shaping values (D104)."""
+    waiver: list[Waiver] = field(default_factory=list)
+    """Reviewed exceptions for data-file findings."""
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
 
 
 DEFAULT = Config()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _adapter():  # type: ignore[no-untyped-def]
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(Config)
+
+
+def config_schema() -> dict[str, Any]:
+    """JSON Schema of the configuration file."""
+    return _adapter().json_schema()
 
 
 def find_config(root: Path) -> tuple[Path, dict[str, Any]] | None:
@@ -123,10 +180,17 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def parse_config(table: dict[str, Any], source: str) -> Config:
+    from pydantic import ValidationError
+
     try:
-        return Config.model_validate(table)
+        config = _adapter().validate_python(table)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_describe(exc)}") from None
+    return config.replace(
+        select=[c.strip().upper() for c in config.select],
+        ignore=[c.strip().upper() for c in config.ignore],
+        severity={k.upper(): v for k, v in config.severity.items()},
+    )
 
 
 def load_config(root: Path, explicit: Path | None = None) -> tuple[Config, Path | None]:
@@ -144,31 +208,36 @@ def load_config(root: Path, explicit: Path | None = None) -> tuple[Config, Path 
     return parse_config(table, str(path)), path
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: Any) -> str:
     """First problem, one line, with a suggestion for unknown keys."""
     err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"])
-    if err["type"] == "extra_forbidden":
-        parent = _model_at(err["loc"][:-1])
-        name = str(err["loc"][-1])
-        close = difflib.get_close_matches(name, list(parent.model_fields), n=1) if parent else []
+    loc = tuple(err["loc"])
+    where = ".".join(str(p) for p in loc)
+    if err["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
+        parent = _class_at(loc[:-1])
+        name = str(loc[-1])
+        names = [f.name for f in dataclasses.fields(parent)] if parent else []
+        close = difflib.get_close_matches(name, names, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         return f"unknown key '{where}'{hint}"
     return f"{where}: {err['msg']}"
 
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    model: type[BaseModel] = Config
+def _class_at(loc: tuple[Any, ...]) -> type | None:
+    import typing
+
+    cls: type = Config
     for part in loc:
         if isinstance(part, int):
             continue
-        field = model.model_fields.get(str(part))
-        if field is None:
+        hints = typing.get_type_hints(cls)
+        annotation = hints.get(str(part))
+        if annotation is None:
             return None
-        annotation = field.annotation
-        inner = getattr(annotation, "__args__", (annotation,))
-        candidates = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
+        candidates = [
+            a for a in (annotation, *typing.get_args(annotation)) if dataclasses.is_dataclass(a)
+        ]
         if not candidates:
             return None
-        model = candidates[0]
-    return model
+        cls = candidates[0]  # type: ignore[assignment]
+    return cls
