@@ -111,11 +111,8 @@ def function_key(model: PolicyModel, module: str, ref: object) -> tuple[str, int
 
 
 def setup_label(setup: HelperSetup) -> str:
-    return (
-        setup.site.call.text.replace(".", ":", 1)
-        if setup.site.call.method
-        else setup.site.call.text
-    )
+    """The setup call as written (`sources:setup`, `queue_module:setup_with_options`)."""
+    return setup.site.call.text
 
 
 def _conditional(sites: dict[tuple[str, Span], CallSite], module: str, span: Span) -> bool:
@@ -834,7 +831,10 @@ def _walk_value(
 ) -> Iterator[_ParamIssue]:
     if value.is_unknown:
         return
-    error = find_type_error(spec.type, value.py())
+    try:
+        error = find_type_error(spec.type, value.py())
+    except ValueError:  # a type the validator does not know: nothing to check
+        return
     if error is not None:
         sub, message = error
         yield ("invalid", _locate(value, sub), owner, label + _sub_label(sub), message, ())

@@ -412,7 +412,10 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
         for part in parts:
             body += "(?:/[^/]+)*" if part == "**" else "/" + _component_regex(part)
         regex += ("|" if regex else "") + body
-    return re.compile(f"^(?:{regex})$")
+    try:
+        return re.compile(f"^(?:{regex})$")
+    except re.error:  # e.g. a reversed class range: KumoMTA rejects it too; match it literally
+        return re.compile(re.escape(text) + "$")
 
 
 def _expand_braces_with_slash(text: str) -> list[str]:
@@ -738,6 +741,8 @@ def _check_ttl_only_reload(ctx: Any) -> Iterator[Finding]:
             or "invalidate_with_epoch" not in helper.options
         ):
             continue
+        if not isinstance(setup.site.arg(0), Table):
+            continue  # options computed at run time
         options = setup.options
         flag = options.get("invalidate_with_epoch") if options is not None else None
         if isinstance(flag, Lit) and flag.value is True:
