@@ -15,7 +15,7 @@ from auditor.commands.common import (
     write_outputs,
 )
 
-FORMATS = ("text", "json", "sarif", "github", "junit", "codequality")
+FORMATS = ("text", "json", "sarif", "github", "junit", "codequality", "markdown")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -14,6 +14,7 @@ FORMATS = {
     "github": "auditor.render.github",
     "junit": "auditor.render.junit",
     "codequality": "auditor.render.codequality",
+    "markdown": "auditor.render.markdown",
 }
 
 
