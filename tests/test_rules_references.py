@@ -1,0 +1,302 @@
+"""E401-E404: cross-file references, in TOML and JSON data, firing and not firing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import audit, codes_at, write_tree
+
+SOURCES_POLICY = """
+local sources = require 'policy-extras.sources'
+local queue_module = require 'policy-extras.queue'
+sources:setup { '/opt/kumomta/etc/policy/sources.toml' }
+local queue_helper = queue_module:setup { '/opt/kumomta/etc/policy/queues.toml' }
+kumo.on('smtp_server_message_received', function(msg)
+  queue_helper:apply(msg)
+end)
+"""
+
+SOURCES_TOML = """
+[source."ip-1"]
+source_address = "192.0.2.1"
+
+[source."ip-2"]
+source_address = "192.0.2.2"
+
+[pool."bulk"."ip-1"]
+weight = 1
+[pool."bulk"."ip-9"]
+weight = 2
+
+[pool."transactional"."ip-2"]
+"""
+
+QUEUES_TOML = """
+default_tenant = "system"
+
+[tenant.'system']
+egress_pool = "transactional"
+
+[tenant.'acme']
+egress_pool = "marketing"
+
+[tenant.'acme'.campaigns.'spring']
+egress_pool = "bulk"
+
+[queue.'example.com']
+egress_pool = "nowhere"
+
+[queue.'example.com'.'acme']
+egress_pool = "bulk"
+
+[queue.'example.com'.'acme'.'autumn']
+egress_pool = "gone"
+"""
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    return write_tree(tmp_path, {"policy/init.lua": SOURCES_POLICY, **files})
+
+
+def test_undefined_source_and_pool_toml(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {"policy/sources.toml": SOURCES_TOML, "policy/queues.toml": QUEUES_TOML})
+    findings = audit(root).findings
+    assert codes_at(findings, "E4") == [
+        ("E401", 9, 14),
+        ("E402", 7, 15),
+        ("E402", 13, 15),
+        ("E402", 19, 15),
+    ]
+    by_code = {f.code: f for f in findings if f.code.startswith("E4")}
+    assert by_code["E401"].path == "policy/sources.toml"
+    assert "'ip-9'" in by_code["E401"].message
+    assert "policy/sources.toml" in by_code["E402"].message
+    assert {f.path for f in findings if f.code == "E402"} == {"policy/queues.toml"}
+
+
+def test_defined_references_do_not_fire(tmp_path: Path) -> None:
+    sources = SOURCES_TOML.replace('"ip-9"', '"ip-2"') + '\n[pool."marketing"."ip-1"]\n'
+    queues = QUEUES_TOML.replace('"nowhere"', '"bulk"').replace('"gone"', '"marketing"')
+    root = _tree(tmp_path, {"policy/sources.toml": sources, "policy/queues.toml": queues})
+    assert codes_at(audit(root).findings, "E4") == []
+
+
+def test_undefined_references_json(tmp_path: Path) -> None:
+    sources = {
+        "source": {"ip-1": {"source_address": "192.0.2.1"}},
+        "pool": {"bulk": {"ip-1": {}, "ip-7": {"weight": 3}}},
+    }
+    queues = {"default_tenant": "nobody", "tenant": {"acme": {"egress_pool": "other"}}}
+    policy = SOURCES_POLICY.replace("sources.toml", "sources.json").replace(
+        "queues.toml", "queues.json"
+    )
+    root = write_tree(
+        tmp_path,
+        {
+            "policy/init.lua": policy,
+            "policy/sources.json": json.dumps(sources, indent=2),
+            "policy/queues.json": json.dumps(queues, indent=2),
+        },
+    )
+    findings = audit(root).findings
+    assert codes_at(findings, "E4") == [("E401", 10, 7), ("E402", 5, 22), ("E403", 2, 21)]
+    tenant = next(f for f in findings if f.code == "E403")
+    assert tenant.path == "policy/queues.json"
+    assert "[tenant.'nobody']" in tenant.message
+
+
+def test_default_tenant_defined_does_not_fire(tmp_path: Path) -> None:
+    queues = 'default_tenant = "acme"\n[tenant.acme]\nmax_age = "1 day"\n'
+    root = _tree(tmp_path, {"policy/sources.toml": "", "policy/queues.toml": queues})
+    assert codes_at(audit(root).findings, "E4") == []
+
+
+def test_default_tenant_defined_in_a_second_queue_file(tmp_path: Path) -> None:
+    policy = SOURCES_POLICY.replace(
+        "'/opt/kumomta/etc/policy/queues.toml' }",
+        "'/opt/kumomta/etc/policy/queues.toml', '/opt/kumomta/etc/policy/tenants.toml' }",
+    )
+    root = write_tree(
+        tmp_path,
+        {
+            "policy/init.lua": policy,
+            "policy/sources.toml": "",
+            "policy/queues.toml": 'default_tenant = "acme"\n',
+            "policy/tenants.toml": "[tenant.acme]\n",
+        },
+    )
+    assert codes_at(audit(root).findings, "E4") == []
+
+
+def test_make_queue_config_literal_pool(tmp_path: Path) -> None:
+    policy = """
+    local sources = require 'policy-extras.sources'
+    sources:setup { '/opt/kumomta/etc/policy/sources.toml' }
+    kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
+      if domain == 'example.com' then
+        return kumo.make_queue_config { egress_pool = 'bulk' }
+      end
+      return kumo.make_queue_config { egress_pool = 'bluk' }
+    end)
+    """
+    root = write_tree(tmp_path, {"policy/init.lua": policy, "policy/sources.toml": SOURCES_TOML})
+    findings = audit(root).findings
+    assert codes_at(findings, "E402") == [("E402", 7, 49)]
+    finding = next(f for f in findings if f.code == "E402")
+    assert finding.path == "policy/init.lua"
+    assert "policy/sources.toml" in finding.message
+
+
+def test_no_sources_helper_no_guess(tmp_path: Path) -> None:
+    """Without the sources helper the pools are defined elsewhere: nothing to compare against."""
+    policy = """
+    local queue_module = require 'policy-extras.queue'
+    local queue_helper = queue_module:setup { '/opt/kumomta/etc/policy/queues.toml' }
+    kumo.on('get_egress_pool', function(name)
+      return kumo.make_egress_pool { name = name, entries = { { name = 'unspecified' } } }
+    end)
+    kumo.on('smtp_server_message_received', function(msg) queue_helper:apply(msg) end)
+    """
+    queues = '[tenant.acme]\negress_pool = "anything"\n'
+    root = write_tree(tmp_path, {"policy/init.lua": policy, "policy/queues.toml": queues})
+    assert codes_at(audit(root).findings, "E4") == []
+
+
+def test_non_literal_sources_list_no_guess(tmp_path: Path) -> None:
+    policy = SOURCES_POLICY.replace(
+        "sources:setup { '/opt/kumomta/etc/policy/sources.toml' }",
+        "sources:setup { '/opt/kumomta/etc/policy/sources.toml', { pool = { extra = {} } } }",
+    )
+    root = _tree(tmp_path, {"policy/sources.toml": SOURCES_TOML, "policy/queues.toml": QUEUES_TOML})
+    (root / "policy/init.lua").write_text(policy.lstrip("\n"), encoding="utf-8")
+    findings = audit(root).findings
+    assert codes_at(findings, "E4") == []
+
+
+def test_unparsed_sources_file_no_guess(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {"policy/sources.toml": '[pool."bulk"\n', "policy/queues.toml": QUEUES_TOML},
+    )
+    findings = audit(root).findings
+    assert [c for c, *_ in codes_at(findings, "E4")] == []
+    assert [c for c, *_ in codes_at(findings, "E103")] == ["E103"]
+
+
+DKIM_POLICY = """
+local dkim_sign = require 'policy-extras.dkim_sign'
+local dkim_signer = dkim_sign:setup { '/opt/kumomta/etc/policy/dkim_data.toml' }
+kumo.on('smtp_server_message_received', function(msg) dkim_signer(msg) end)
+"""
+
+
+def test_undefined_signature_toml(tmp_path: Path) -> None:
+    dkim = """
+    [base]
+    selector = "s1"
+    additional_signatures = ["esp", "platform"]
+
+    [signature."esp"]
+    domain = "esp.example"
+    """
+    root = write_tree(tmp_path, {"policy/init.lua": DKIM_POLICY, "policy/dkim_data.toml": dkim})
+    findings = audit(root).findings
+    assert codes_at(findings, "E4") == [("E404", 3, 33)]
+    (finding,) = [f for f in findings if f.code == "E404"]
+    assert '[signature."platform"]' in finding.message
+
+
+def test_defined_signature_does_not_fire(tmp_path: Path) -> None:
+    dkim = """
+    [base]
+    selector = "s1"
+    additional_signatures = ["esp"]
+
+    [signature."esp"]
+    domain = "esp.example"
+    """
+    root = write_tree(tmp_path, {"policy/init.lua": DKIM_POLICY, "policy/dkim_data.toml": dkim})
+    assert codes_at(audit(root).findings, "E4") == []
+
+
+def test_undefined_signature_json(tmp_path: Path) -> None:
+    dkim = {"base": {"selector": "s1", "additional_signatures": ["missing"]}, "signature": {}}
+    policy = DKIM_POLICY.replace("dkim_data.toml", "dkim_data.json")
+    root = write_tree(
+        tmp_path,
+        {"policy/init.lua": policy, "policy/dkim_data.json": json.dumps(dkim, indent=2)},
+    )
+    assert codes_at(audit(root).findings, "E4") == [("E404", 5, 7)]
+
+
+CLEAN_POLICY = """
+local kumo = require 'kumo'
+local shaping = require 'policy-extras.shaping'
+local queue_module = require 'policy-extras.queue'
+local sources = require 'policy-extras.sources'
+local dkim_sign = require 'policy-extras.dkim_sign'
+
+sources:setup { '/opt/kumomta/etc/policy/egress_sources.toml' }
+local dkim_signer = dkim_sign:setup { '/opt/kumomta/etc/policy/dkim_data.toml' }
+local shaper = shaping:setup_with_automation {
+  extra_files = { '/opt/kumomta/etc/policy/shaping.toml' },
+}
+local queue_helper = queue_module:setup { '/opt/kumomta/etc/policy/queues.toml' }
+
+kumo.on('init', function()
+  kumo.define_spool { name = 'data', path = '/var/spool/kumomta/data' }
+  kumo.define_spool { name = 'meta', path = '/var/spool/kumomta/meta' }
+  kumo.configure_local_logs { log_dir = '/var/log/kumomta' }
+  kumo.start_esmtp_listener { listen = '0.0.0.0:25', relay_hosts = { '127.0.0.1' } }
+  kumo.start_http_listener { listen = '127.0.0.1:8000' }
+end)
+
+kumo.on('get_egress_path_config', shaper.get_egress_path_config)
+
+kumo.on('smtp_server_message_received', function(msg)
+  queue_helper:apply(msg)
+  dkim_signer(msg)
+end)
+"""
+
+
+def test_documented_practice_is_clean(tmp_path: Path) -> None:
+    files = {
+        "policy/init.lua": CLEAN_POLICY,
+        "policy/egress_sources.toml": """
+            [source."ip-1"]
+            source_address = "192.0.2.1"
+            [source."ip-2"]
+            source_address = "192.0.2.2"
+            [pool."pool-1"."ip-1"]
+            [pool."pool-2"."ip-2"]
+            weight = 5
+        """,
+        "policy/queues.toml": """
+            tenant_header = "X-Tenant"
+            default_tenant = "default-tenant"
+            [tenant.'default-tenant']
+            egress_pool = 'pool-1'
+            [tenant.'mytenant']
+            egress_pool = 'pool-2'
+            [queue.'gmail.com']
+            max_age = '22 hours'
+        """,
+        "policy/dkim_data.toml": """
+            [base]
+            selector = 'dkim1024'
+            additional_signatures = ["MyESPName"]
+            [domain."example.com"]
+            selector = 'dkim1024'
+            [signature."MyESPName"]
+            domain = "myesp.com"
+        """,
+        "policy/shaping.toml": """
+            ["default"]
+            connection_limit = 10
+        """,
+    }
+    root = write_tree(tmp_path, files)
+    findings = audit(root).findings
+    assert codes_at(findings, "E4") == []
