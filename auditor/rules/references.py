@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.data.validate import render_path
 from auditor.findings import Finding, Span
 from auditor.kumo.model import DataRef, HelperSetup, PolicyModel
 from auditor.lua.literal import Lit, Table, Value
@@ -177,6 +176,8 @@ def _pool_refs(value: dict[str, Any]) -> Iterator[tuple[tuple[str | int, ...], s
 
 
 def _check_undefined_pool(ctx: Any) -> Iterator[Finding]:
+    from auditor.data.validate import render_path  # the data package imports the rule catalog
+
     sources = loaded_helper_data(ctx, "sources")
     if sources is None:
         return
