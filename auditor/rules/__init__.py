@@ -1,3 +1,3 @@
 """The rule catalog: importing this package registers every rule family exactly once."""
 
-from auditor.rules import api_use, change, data, load, references, reload, security, suppression  # noqa: F401
+from auditor.rules import api_use, change, data, delivery, load, references, reload, security, suppression  # noqa: F401
