@@ -12,6 +12,9 @@ from auditor import __version__
 COMMANDS = (
     "auditor.commands.check",
     "auditor.commands.rules",
+    "auditor.commands.shaping",
+    "auditor.commands.config_cmd",
+    "auditor.commands.schema",
     "auditor.runbook.cli",
 )
 
