@@ -12,6 +12,8 @@ from auditor import __version__
 COMMANDS = (
     "auditor.commands.check",
     "auditor.commands.rules",
+    "auditor.commands.diff",
+    "auditor.commands.ci",
     "auditor.commands.shaping",
     "auditor.commands.config_cmd",
     "auditor.commands.schema",

@@ -82,6 +82,19 @@ class ChangeReport:
         }
 
 
+LOAD_ERRORS = ("E101", "E102", "E105")
+
+
+def unloadable(result: CheckResult) -> set[str]:
+    """Lua files of a state that KumoMTA could not load: their model is incomplete."""
+    lua = set(result.context.model.modules) | {result.entry}
+    return {
+        f.path
+        for f in result.findings
+        if f.code in LOAD_ERRORS and (f.path in lua or f.path.endswith(".lua"))
+    }
+
+
 def audit_change(
     base: Snapshot | None,
     head: Snapshot,
@@ -117,7 +130,8 @@ def audit_change(
     change = compute(base_result, head_result)
     context = ChangeContext(base_result, head_result, change, config)
     raw: list[Finding] = []
-    for rule_obj in registry.iter_checks(change=True):
+    rules = [] if unloadable(head_result) else registry.iter_checks(change=True)
+    for rule_obj in rules:
         if rule_obj.check is not None:
             raw.extend(rule_obj.check(context))
     raw = dedupe_fingerprints(raw)

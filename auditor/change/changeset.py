@@ -169,14 +169,21 @@ def shell_digest(source: bytes, byte_range: tuple[int, int], holes: list[tuple[i
 def compute(base: CheckResult | None, head: CheckResult) -> ChangeSet:
     before, after = _Side(base), _Side(head)
     change = ChangeSet()
-    lua_paths = sorted(set(before.model.modules if before.model else ()) | set(after.model.modules))  # type: ignore[union-attr]
-    for path in lua_paths:
+    from auditor.change.audit import unloadable
+
+    broken = unloadable(head)
+    old_modules = set(before.model.modules) if before.model else set()
+    for path in sorted(old_modules | set(after.model.modules) | broken):  # type: ignore[union-attr]
         if (
             before.content_id(path) == after.content_id(path)
             and before.content_id(path) is not None
         ):
             continue
         change.changed_files.append(path)
+        if path in broken:
+            reason = "KumoMTA cannot load this file in the new state"
+            change.elements.append(Element(f"file {path}", path, 1, BLOCKED, reason))
+            continue
         change.elements.extend(_lua_elements(path, before, after))
     change.elements.extend(_data_elements(before, after, change))
     change.elements.extend(_unreferenced_files(before, after, change))
@@ -228,7 +235,7 @@ def _lua_elements(path: str, before: _Side, after: _Side) -> Iterator[Element]:
         contexts = side.model.contexts_of(path, fn.id) if side.model else frozenset()
         verb = "adds" if old is None else "removes" if new is None else "edits"
         impact, why = _context_impact(contexts, key, after, path)
-        yield Element(key, path, fn.span.line, impact, f"{verb} {key}: {why}")
+        yield Element(key, path, fn.span.line, impact, f"{verb} {key}; {why}")
     old_st = {d: (label, line) for d, label, line in before.statements(path)}
     new_st = {d: (label, line) for d, label, line in after.statements(path)}
     file_contexts = after.model.contexts_of(path, FILE_LEVEL) if after.model else frozenset()
@@ -237,7 +244,7 @@ def _lua_elements(path: str, before: _Side, after: _Side) -> Iterator[Element]:
         impact, why = _context_impact(
             file_contexts or frozenset({FILE}), "top-level code", after, path
         )
-        yield Element(f"statement `{label}`", path, line, impact, f"changes top-level code: {why}")
+        yield Element(f"statement `{label}`", path, line, impact, f"changes top-level code; {why}")
     for digest in sorted(set(old_st) - set(new_st), key=lambda d: old_st[d][1]):
         label, line = old_st[digest]
         if any(lbl == label for lbl, _ in new_st.values()):
@@ -245,7 +252,7 @@ def _lua_elements(path: str, before: _Side, after: _Side) -> Iterator[Element]:
         impact, why = _context_impact(
             file_contexts or frozenset({FILE}), "top-level code", after, path
         )
-        yield Element(f"statement `{label}`", path, 1, impact, f"removes top-level code: {why}")
+        yield Element(f"statement `{label}`", path, 1, impact, f"removes top-level code; {why}")
 
 
 def _context_impact(contexts: frozenset[str], what: str, side: _Side, path: str) -> tuple[str, str]:
@@ -253,16 +260,22 @@ def _context_impact(contexts: frozenset[str], what: str, side: _Side, path: str)
     if phases:
         which = " and ".join(sorted(phases))
         return RESTART, (
-            f"code that runs in {which}: listeners, spools, logging and thread pools are only "
-            "configured at start-up, so this needs a kumod restart"
+            f"it runs in {which}, which KumoMTA runs once at start-up (listeners, spools, logging, "
+            "thread pools): the change needs a kumod restart"
         )
     if not contexts:
-        return _lua_file_impact(path, side, EPOCH), "code that nothing calls; it runs nowhere yet"
+        return _lua_file_impact(path, side, EPOCH), "nothing calls it yet"
     where = ", ".join(sorted(c if c != FILE else "the policy's top level" for c in contexts))
     impact = _lua_file_impact(path, side, EPOCH)
     if impact == UNMONITORED:
-        return impact, f"runs in {where}, but this file is not covered by the config monitor globs"
-    return impact, f"runs in {where}; new Lua contexts pick it up at the next configuration epoch"
+        return (
+            impact,
+            f"it runs in {where}, but this file is not covered by the config monitor globs",
+        )
+    return (
+        impact,
+        f"it runs in {where}; new Lua contexts pick it up at the next configuration epoch",
+    )
 
 
 def _lua_file_impact(path: str, side: _Side, default: str) -> str:

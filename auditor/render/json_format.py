@@ -24,7 +24,10 @@ def document(data: RenderInput) -> dict[str, Any]:
         "summary": data.summary,
     }
     if data.change is not None:
-        doc["change"] = data.change
+        change = dict(data.change)
+        doc["introduced"] = change.pop("introduced", [])
+        doc["resolved"] = change.pop("resolved", [])
+        doc["change"] = change
     return doc
 
 

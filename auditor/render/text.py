@@ -22,7 +22,32 @@ def format_finding(f: Finding, *, color: bool = False) -> str:
     return line
 
 
+def _change_lines(data: RenderInput, color: bool) -> list[str]:
+    """For a change audit: what the change introduces and resolves, from the JSON-ready dicts."""
+    assert data.change is not None
+    lines: list[str] = []
+    for title, key in (
+        ("introduced by this change", "introduced"),
+        ("resolved by this change", "resolved"),
+    ):
+        items = data.change.get(key) or []
+        if not items:
+            continue
+        if lines:
+            lines.append("")
+        lines.append(_paint(f"{title} ({len(items)}):", _BOLD, color))
+        for item in items:
+            sev = Severity(item["severity"])
+            label = _paint(f"{item['code']} [{sev.value}]", _COLORS[sev], color)
+            lines.append(
+                f"  {item['path']}:{item['line']}:{item['column']}: {label} {item['message']}"
+            )
+    return lines
+
+
 def render(data: RenderInput, *, color: bool = False) -> str:
+    if data.change is not None:
+        return _render_change(data, color)
     lines: list[str] = []
     shown = sorted((f for f in data.findings if not f.suppressed), key=Finding.sort_key)
     current = None
@@ -62,4 +87,38 @@ def render(data: RenderInput, *, color: bool = False) -> str:
     if lines:
         lines.append("")
     lines.append(f"{verdict} ({', '.join(parts)}{tail}) in {files} file{'s' if files != 1 else ''}")
+    return "\n".join(lines) + "\n"
+
+
+def _render_change(data: RenderInput, color: bool) -> str:
+    lines = _change_lines(data, color)
+    if data.reload:
+        if lines:
+            lines.append("")
+        impact = data.reload.get("impact")
+        lines.append(
+            _paint(f"reload impact: {impact}", _BOLD, color)
+            + f" ({data.reload.get('meaning', '')})"
+        )
+        for element in data.reload.get("elements", [])[:50]:
+            lines.append(
+                f"  {element['path']}:{element['line']}: {element['impact']}: {element['reason']}"
+            )
+        hidden = len(data.reload.get("elements", [])) - 50
+        if hidden > 0:
+            lines.append(f"  ... and {hidden} more")
+    if data.suppressions:
+        lines.append("")
+        lines.append("suppressions used:")
+        for s in data.suppressions:
+            where = f"{s.path}:{s.line}" if s.line else s.path
+            lines.append(f"  {where}: {s.kind}: {s.reason}")
+    summary = data.summary
+    if lines:
+        lines.append("")
+    lines.append(
+        f"{summary.get('introduced', 0)} introduced, {summary.get('resolved', 0)} resolved, "
+        f"{summary.get('findings', 0)} in the new state, {summary.get('changed_files', 0)} changed "
+        f"file{'s' if summary.get('changed_files', 0) != 1 else ''}"
+    )
     return "\n".join(lines) + "\n"

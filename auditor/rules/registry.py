@@ -180,3 +180,17 @@ def iter_checks(*, change: bool = False) -> Iterator[Rule]:
     for r in all_rules():
         if r.check is not None and r.meta.change == change:
             yield r
+
+
+def ruleset_hash() -> str:
+    """Identifies the rule set (codes, names, severities, tool version) that produced a verdict."""
+    import hashlib
+
+    from auditor import __version__
+
+    h = hashlib.sha256(__version__.encode())
+    for r in all_rules():
+        h.update(
+            f"\0{r.meta.code}:{r.meta.name}:{r.meta.severity.value}:{r.meta.suppressible}".encode()
+        )
+    return h.hexdigest()[:16]
