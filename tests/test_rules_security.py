@@ -1,0 +1,611 @@
+"""Sxxx security rules on small real policy trees, run through the whole check pipeline."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from auditor.config import Config, Thresholds
+from auditor.findings import Severity
+from tests.conftest import audit, codes_at, write_tree
+
+FIXTURES = Path(__file__).parent / "fixtures" / "rules_security"
+
+SPOOLS = """
+kumo.on('init', function()
+  kumo.define_spool { name = 'data', path = '/var/spool/kumomta/data' }
+  kumo.define_spool { name = 'meta', path = '/var/spool/kumomta/meta' }
+end)
+"""
+
+
+def findings(
+    tmp_path: Path, code: str, files: dict[str, str], **kwargs: object
+) -> list[tuple[str, int, int]]:
+    write_tree(tmp_path, files)
+    return codes_at(audit(tmp_path, **kwargs).findings, code)
+
+
+def messages(tmp_path: Path, code: str) -> list[str]:
+    return [f.message for f in audit(tmp_path).findings if f.code == code]
+
+
+# ----- S101 open-relay -----------------------------------------------------------------------------------
+
+
+def test_s101_open_and_wide_relay_hosts_point_at_the_element(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "S101",
+        {
+            "init.lua": """
+            kumo.on('init', function()
+              kumo.start_esmtp_listener {
+                listen = '0.0.0.0:25',
+                relay_hosts = { '127.0.0.1', '0.0.0.0/0', '10.0.0.0/8', '10.1.2.0/24' },
+              }
+              kumo.start_esmtp_listener { listen = '[::]:25', relay_hosts = { '::/0', '0/0' } }
+              kumo.start_esmtp_listener { listen = '0.0.0.0:26', relay_hosts = { 'any' } }
+            end)
+            """
+        },
+    )
+    assert got == [
+        ("S101", 4, 34),
+        ("S101", 4, 47),
+        ("S101", 6, 67),
+        ("S101", 6, 75),
+        ("S101", 7, 70),
+    ]
+    text = " ".join(messages(tmp_path, "S101"))
+    assert "open relay" in text and "/8 is wider than /16" in text
+
+
+def test_s101_peer_via_and_dynamic_parameters(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "S101",
+        {
+            "init.lua": """
+            kumo.on('init', function()
+              kumo.start_esmtp_listener {
+                listen = '0.0.0.0:25',
+                peer = {
+                  ['10.1.2.0/24'] = { relay_hosts = { '0/0' } },
+                  ['0.0.0.0/0'] = { relay_hosts = { '172.16.0.0/12' } },
+                },
+                via = { ['10.0.0.1'] = { relay_hosts = { '::/0' } } },
+              }
+            end)
+            kumo.on('smtp_server_get_dynamic_parameters', function(listener, conn_meta)
+              if listener == '10.0.0.2:25' then
+                return { relay_hosts = { '192.168.0.0/16' } }
+              end
+              return { peer = { ['0/0'] = { relay_hosts = { '0.0.0.0/0' } } } }
+            end)
+            """
+        },
+    )
+    # the /24 peer block narrows 0/0 to itself; /12 inside the 0/0 peer block is too wide
+    assert got == [("S101", 6, 41), ("S101", 8, 46), ("S101", 15, 49)]
+
+
+def test_s101_quiet_for_narrow_and_default_relay_hosts(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "S101",
+        {
+            "init.lua": """
+            local hosts = os.getenv('RELAY')
+            kumo.on('init', function()
+              kumo.start_esmtp_listener { listen = '0.0.0.0:25' }
+              kumo.start_esmtp_listener {
+                listen = '0.0.0.0:587',
+                relay_hosts = { '127.0.0.1', '::1', '192.168.1.0/24', '2001:db8::/48', hosts },
+              }
+              kumo.start_esmtp_listener { listen = '0.0.0.0:588', relay_hosts = hosts }
+              kumo.start_esmtp_listener { listen = '0.0.0.0:589', relay_hosts = { '10.0.0.1/8' } }
+            end)
+            """
+        },
+    )
+    assert got == []
+
+
+def test_s101_threshold_comes_from_configuration(tmp_path: Path) -> None:
+    files = {
+        "init.lua": """
+        kumo.on('init', function()
+          kumo.start_esmtp_listener { relay_hosts = { '10.0.0.0/8' } }
+        end)
+        """
+    }
+    loose = Config(thresholds=Thresholds(relay_ipv4_min_prefix=8))
+    assert findings(tmp_path, "S101", files, config=loose) == []
+    assert findings(tmp_path, "S101", files) == [("S101", 2, 47)]
+
+
+# ----- S102 wildcard-relay-to ----------------------------------------------------------------------------
+
+LISTENER_DOMAINS_LUA = """
+local listener_domains = require 'policy-extras.listener_domains'
+kumo.on('get_listener_domain', listener_domains:setup { '/opt/kumomta/etc/policy/%s' })
+"""
+
+
+def test_s102_wildcard_relay_to_in_toml(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "S102",
+        {
+            "policy/init.lua": LISTENER_DOMAINS_LUA % "listener_domains.toml",
+            "policy/listener_domains.toml": """
+            ["*"]
+            relay_to = true
+
+            ["*.example.com"]
+            relay_to = true
+
+            ["support.example.com"]
+            relay_to = true
+
+            ["*.example.net"]
+            relay_to = false
+
+            [listener."0.0.0.0:25"."*"]
+            relay_to = true
+            """,
+        },
+    )
+    assert got == [("S102", 2, 1), ("S102", 5, 1), ("S102", 14, 1)]
+
+
+def test_s102_wildcard_relay_to_in_json(tmp_path: Path) -> None:
+    data = {
+        "*": {"log_oob": True},
+        "*.example.org": {"relay_to": True},
+        "a.example": {"relay_to": True},
+    }
+    got = findings(
+        tmp_path,
+        "S102",
+        {
+            "policy/init.lua": LISTENER_DOMAINS_LUA % "listener_domains.json",
+            "policy/listener_domains.json": json.dumps(data, indent=2),
+        },
+    )
+    assert got == [("S102", 6, 5)]
+
+
+def test_s102_unconditional_make_listener_domain(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "S102",
+        {
+            "init.lua": """
+            kumo.on('get_listener_domain', function(domain, listener, conn_meta)
+              if domain == 'support.example.com' then
+                return kumo.make_listener_domain { relay_to = true }
+              end
+              return kumo.make_listener_domain { relay_to = true, log_oob = true }
+            end)
+            """
+        },
+    )
+    assert got == [("S102", 5, 38)]
+
+
+# ----- S103 wide-relay-from ------------------------------------------------------------------------------
+
+
+def test_s103_wide_relay_from_in_toml_and_json(tmp_path: Path) -> None:
+    data = {"b.example": {"relay_from": ["203.0.113.0/24", "::/0"]}}
+    got = findings(
+        tmp_path,
+        "S103",
+        {
+            "policy/init.lua": """
+            local listener_domains = require 'policy-extras.listener_domains'
+            kumo.on('get_listener_domain', listener_domains:setup {
+              '/opt/kumomta/etc/policy/ld.toml',
+              '/opt/kumomta/etc/policy/ld.json',
+            })
+            """,
+            "policy/ld.toml": """
+            ["a.example"]
+            relay_from = ["203.0.113.128/28", "0.0.0.0/0", "10.0.0.0/12"]
+            """,
+            "policy/ld.json": json.dumps(data, indent=2),
+        },
+    )
+    assert sorted(got) == [("S103", 2, 35), ("S103", 2, 48), ("S103", 5, 7)]
+
+
+def test_s103_lua_make_listener_domain_and_quiet_cases(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "S103",
+        {
+            "init.lua": """
+            kumo.on('get_listener_domain', function(domain)
+              if domain == 'a.example' then
+                return kumo.make_listener_domain { relay_from = { '0/0' } }
+              end
+              return kumo.make_listener_domain { relay_from = { '10.0.0.0/24', '2001:db8:1::/48' } }
+            end)
+            """
+        },
+    )
+    assert got == [("S103", 3, 55)]
+
+
+# ----- S104 / S105 ---------------------------------------------------------------------------------------
+
+
+def test_s104_s105_http_listener_beyond_loopback(tmp_path: Path) -> None:
+    files = {
+        "init.lua": """
+        kumo.on('init', function()
+          kumo.start_http_listener { listen = '0.0.0.0:8000', trusted_hosts = { '127.0.0.1', '10.0.0.0/8' } }
+          kumo.start_http_listener { listen = '[::]:8001', use_tls = false, trusted_hosts = { '::/0' } }
+          kumo.start_http_listener { listen = 'mta.example.com:8002', use_tls = true }
+          kumo.start_http_listener { listen = '127.0.0.1:8003', trusted_hosts = { '0/0' } }
+          kumo.start_http_listener { trusted_hosts = { '0/0' } }
+          kumo.start_http_listener { listen = 'localhost:8004' }
+        end)
+        """
+    }
+    assert findings(tmp_path, "S104", files) == [("S104", 2, 86), ("S104", 3, 87)]
+    assert codes_at(audit(tmp_path).findings, "S105") == [("S105", 2, 39), ("S105", 3, 52)]
+
+
+def test_s104_s105_quiet_for_documented_listeners(tmp_path: Path) -> None:
+    files = {
+        "init.lua": """
+        kumo.on('init', function()
+          kumo.start_http_listener { listen = '127.0.0.1:8000', trusted_hosts = { '127.0.0.1', '::1' } }
+          kumo.start_http_listener {
+            listen = '0.0.0.0:8001', use_tls = true, trusted_hosts = { '127.0.0.1', '::1' },
+          }
+        end)
+        """
+    }
+    write_tree(tmp_path, files)
+    result = audit(tmp_path)
+    assert codes_at(result.findings, "S104") == [] and codes_at(result.findings, "S105") == []
+
+
+# ----- S106 hardcoded-secret -----------------------------------------------------------------------------
+
+
+def test_s106_auth_handlers_comparing_with_literals(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "S106",
+        {
+            "init.lua": """
+            local API_PASSWORD = 'correct horse'
+            kumo.on('http_server_validate_auth_basic', function(user, password)
+              return user == 'api' and password == API_PASSWORD
+            end)
+            kumo.on('smtp_server_auth_plain', function(authz, authc, pw, conn_meta)
+              local users = { daniel = 'tiger' }
+              if pw == '' then return false end
+              return users[authc] == pw
+            end)
+            kumo.on('http_server_validate_auth_bearer', function(token)
+              return 'sekrit-token' == token
+            end)
+            """
+        },
+    )
+    assert got == [("S106", 1, 22), ("S106", 6, 17), ("S106", 11, 10)]
+    for message in messages(tmp_path, "S106"):
+        assert "tiger" not in message and "sekrit" not in message and "horse" not in message
+
+
+def test_s106_literal_credentials_in_lua_tables(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "S106",
+        {
+            "init.lua": """
+            kumo.on('get_egress_path_config', function(domain)
+              return kumo.make_egress_path {
+                smtp_auth_plain_username = 'relay',
+                smtp_auth_plain_password = 'p4ssw0rd',
+              }
+            end)
+            kumo.on('get_egress_source', function(name)
+              return kumo.make_egress_source { name = name, socks5_proxy_password = 'pw' }
+            end)
+            kumo.on('smtp_server_message_received', function(msg)
+              local signer = kumo.dkim.rsa_sha256_signer {
+                domain = 'example.com', selector = 's1',
+                key = { key_data = '-----BEGIN PRIVATE KEY-----' },
+              }
+              msg:dkim_sign(signer)
+            end)
+            """
+        },
+    )
+    assert got == [("S106", 4, 5), ("S106", 8, 49), ("S106", 13, 13)]
+    for message in messages(tmp_path, "S106"):
+        assert "p4ssw0rd" not in message and "BEGIN" not in message
+
+
+def test_s106_quiet_for_key_sources_and_credential_lookups(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "S106",
+        {
+            "init.lua": """
+            local creds = require 'creds'
+            kumo.on('http_server_validate_auth_basic', function(user, password)
+              if password == nil or password == '' then return false end
+              return creds.check(user, password)
+            end)
+            kumo.on('get_egress_path_config', function(domain)
+              return kumo.make_egress_path {
+                smtp_auth_plain_password = '/opt/kumomta/etc/secrets/relay.pw',
+                tls_private_key = { vault_mount = 'secret', vault_path = 'tls/' .. domain },
+              }
+            end)
+            kumo.on('smtp_server_message_received', function(msg)
+              local signer = kumo.dkim.rsa_sha256_signer {
+                key = { key_data = creds.dkim_key(msg) },
+              }
+            end)
+            """,
+            "creds.lua": "return { check = function() return false end, dkim_key = function() end }\n",
+        },
+    )
+    assert got == []
+
+
+def test_s106_secrets_in_data_files(tmp_path: Path) -> None:
+    data = {
+        "source": {
+            "proxy-1": {"socks5_proxy_server": "10.0.0.9:1080", "socks5_proxy_password": "x1"}
+        }
+    }
+    got = findings(
+        tmp_path,
+        "S106",
+        {
+            "policy/init.lua": """
+            local shaping = require 'policy-extras.shaping'
+            local sources = require 'policy-extras.sources'
+            sources:setup { '/opt/kumomta/etc/policy/sources.json' }
+            kumo.on('get_egress_path_config', shaping:setup { '/opt/kumomta/etc/policy/shaping.toml' })
+            """,
+            "policy/shaping.toml": """
+            ["smarthost.example"]
+            smtp_auth_plain_username = "relay"
+            smtp_auth_plain_password = "hunter2"
+
+            ["other.example"]
+            smtp_auth_plain_password = { vault_mount = "secret", vault_path = "relay" }
+            """,
+            "policy/sources.json": json.dumps(data, indent=2),
+        },
+    )
+    assert got == [("S106", 3, 1), ("S106", 5, 7)]
+    for message in messages(tmp_path, "S106"):
+        assert "hunter2" not in message and "x1" not in message.split()
+
+
+# ----- S107 unsafe-listener-option -----------------------------------------------------------------------
+
+
+def test_s107_options_outside_a_narrow_peer_block(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "S107",
+        {
+            "init.lua": """
+            kumo.on('init', function()
+              kumo.start_esmtp_listener {
+                listen = '0.0.0.0:25',
+                allow_xclient = true,
+                peer = {
+                  ['10.0.5.10'] = { require_proxy_protocol = true, allow_xclient = true },
+                  ['0.0.0.0/0'] = { require_proxy_protocol = true },
+                },
+                via = { ['10.0.0.1'] = { allow_xclient = true } },
+              }
+              kumo.start_esmtp_listener { listen = '127.0.0.1:2026', deferred_queue = true }
+            end)
+            kumo.on('smtp_server_get_dynamic_parameters', function(listener, conn_meta)
+              if conn_meta:get_meta('received_from') == '10.0.5.11:1234' then
+                return { allow_xclient = true }
+              end
+              return { require_proxy_protocol = true }
+            end)
+            """
+        },
+    )
+    assert got == [
+        ("S107", 4, 5),
+        ("S107", 7, 25),
+        ("S107", 9, 30),
+        ("S107", 11, 58),
+        ("S107", 17, 12),
+    ]
+
+
+def test_s107_quiet_for_false_and_peer_scoped_options(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "S107",
+        {
+            "init.lua": """
+            kumo.on('init', function()
+              kumo.start_esmtp_listener {
+                listen = '0.0.0.0:25',
+                allow_xclient = false,
+                deferred_queue = false,
+                peer = { ['192.168.10.0/24'] = { require_proxy_protocol = true } },
+              }
+            end)
+            """
+        },
+    )
+    assert got == []
+
+
+# ----- S108 insecure-tls ---------------------------------------------------------------------------------
+
+
+def test_s108_lua_default_scope_and_auth_without_tls(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "S108",
+        {
+            "init.lua": """
+            kumo.on('get_egress_path_config', function(domain, site_name)
+              if domain == 'sink.internal' then
+                return kumo.make_egress_path { enable_tls = 'Disabled', allow_smtp_auth_plain_without_tls = true }
+              end
+              return kumo.make_egress_path { enable_tls = 'OpportunisticInsecure' }
+            end)
+            local function never_used()
+              return kumo.make_egress_path { enable_tls = 'Disabled' }
+            end
+            """
+        },
+    )
+    assert got == [("S108", 3, 61), ("S108", 5, 34)]
+
+
+def test_s108_shaping_default_section_toml_and_json(tmp_path: Path) -> None:
+    overrides = {
+        "default": {"enable_tls": "RequiredInsecure"},
+        "partner.example": {"enable_tls": "Disabled"},
+    }
+    got = findings(
+        tmp_path,
+        "S108",
+        {
+            "policy/init.lua": """
+            local shaping = require 'policy-extras.shaping'
+            kumo.on('get_egress_path_config', shaping:setup {
+              '/opt/kumomta/etc/policy/shaping.toml',
+              '/opt/kumomta/etc/policy/overrides.json',
+            })
+            """,
+            "policy/shaping.toml": """
+            ["default"]
+            connection_limit = 10
+            enable_tls = "Disabled"
+
+            ["smarthost.example"]
+            enable_tls = "OpportunisticInsecure"
+            allow_smtp_auth_plain_without_tls = true
+            """,
+            "policy/overrides.json": json.dumps(overrides, indent=2),
+        },
+    )
+    # shaping.toml: default enable_tls (3:1) and the smarthost's AUTH without TLS (7:1);
+    # overrides.json: default enable_tls (3:5); per-domain insecure modes are not a default scope
+    assert got == [("S108", 3, 1), ("S108", 3, 5), ("S108", 7, 1)]
+
+
+def test_s108_quiet_for_secure_defaults(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "S108",
+        {
+            "init.lua": """
+            kumo.on('get_egress_path_config', function(domain, site_name)
+              return kumo.make_egress_path { enable_tls = 'Opportunistic', allow_smtp_auth_plain_without_tls = false }
+            end)
+            """
+        },
+    )
+    assert got == []
+
+
+# ----- S109 process-control ------------------------------------------------------------------------------
+
+
+def test_s109_process_control_anywhere(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "S109",
+        {
+            "init.lua": """
+            local util = require 'util'
+            kumo.on('smtp_server_message_received', function(msg)
+              os.execute('logger received')
+            end)
+            local function unused()
+              local p = io.popen('hostname')
+              pcall(os.exit, 1)
+            end
+            """,
+            "util.lua": "if os.getenv('X') then os.exit(1) end\nreturn {}\n",
+        },
+    )
+    assert got == [("S109", 1, 24), ("S109", 3, 3), ("S109", 6, 13), ("S109", 7, 9)]
+
+
+def test_s109_quiet_for_harmless_os_and_io_calls(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "S109",
+        {
+            "init.lua": "local t = os.time()\nlocal h = os.getenv('HOSTNAME')\nlocal d = os.date('%Y')\n"
+        },
+    )
+    assert got == []
+
+
+# ----- S110 loop-protection-removed ----------------------------------------------------------------------
+
+
+def test_s110_prohibited_hosts_overrides(tmp_path: Path) -> None:
+    data = {
+        "default": {"prohibited_hosts": ["127.0.0.0/8", "::1", "0.0.0.0", "::"]},
+        "x.example": {"prohibited_hosts": ["127.0.0.1"]},
+    }
+    got = findings(
+        tmp_path,
+        "S110",
+        {
+            "policy/init.lua": """
+            local shaping = require 'policy-extras.shaping'
+            kumo.on('get_egress_path_config', shaping:setup {
+              '/opt/kumomta/etc/policy/shaping.toml', '/opt/kumomta/etc/policy/more.json',
+            })
+            kumo.on('get_queue_config', function(domain)
+              local p = kumo.make_egress_path { prohibited_hosts = { '127.0.0.0/8' } }
+              local q = kumo.make_egress_path { prohibited_hosts = { '0.0.0.0/0', '::/0' } }
+            end)
+            """,
+            "policy/shaping.toml": """
+            ["default"]
+            prohibited_hosts = ["127.0.0.0/8", "192.0.2.0/24"]
+
+            ["b.example"]
+            prohibited_hosts = ["127.0.0.0/8", "::1", "0.0.0.0", "::", "198.51.100.0/24"]
+            """,
+            "policy/more.json": json.dumps(data, indent=2),
+        },
+    )
+    assert sorted(got) == [("S110", 2, 1), ("S110", 6, 37), ("S110", 11, 5)]
+    text = " ".join(messages(tmp_path, "S110"))
+    assert "::1, 0.0.0.0, ::" in text
+
+
+# ----- documented practice -------------------------------------------------------------------------------
+
+
+def test_documented_policy_has_no_security_errors(tmp_path: Path) -> None:
+    shutil.copytree(FIXTURES / "documented", tmp_path / "repo")
+    result = audit(tmp_path / "repo")
+    mine = [f for f in result.findings if f.code[0] in "SD" and f.severity is Severity.ERROR]
+    assert mine == []
+    # the plain-HTTP admin listener of the documented example is a warning, nothing else
+    assert codes_at(result.findings, "S") == [("S105", 28, 14)]
