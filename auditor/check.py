@@ -167,7 +167,7 @@ def load_data_files(
 def parse_plain_data(path: str, text: str) -> Any:
     """A data file loaded directly (`kumo.toml_load`, `kumo.serde.json_load`): syntax only (E103)."""
     from auditor.data.locate import DataSyntaxError, load_located
-    from auditor.data.validate import DataResult
+    from auditor.data.result import DataResult
     from auditor.rules.data import DATA_SYNTAX_ERROR
 
     if not path.endswith((".toml", ".json")):

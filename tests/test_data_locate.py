@@ -152,3 +152,13 @@ def test_json_duplicate_keys_point_at_the_repeat_and_last_wins() -> None:
     located = load_located('{"a": {"x": 1, "x": 2}, "b": [{"x": 1}, {"x": 2}]}', "json")
     assert [(p.line, p.column) for p in located.problems] == [(1, 16)]
     assert located.value_span(("a", "x")) == Span(1, 21, 1, 22)
+
+
+def test_located_results_survive_pickling_for_the_cache() -> None:
+    import pickle
+
+    from auditor.data.locate import load_located
+
+    for text, fmt in (('{"a": {"b": [1, 2]}}', "json"), ('[a]\nb = 1\n', "toml")):
+        located = pickle.loads(pickle.dumps(load_located(text, fmt)))
+        assert located.value_span(("a",)).line == 1

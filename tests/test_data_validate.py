@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from auditor.data.validate import DataResult, detect_format, render_path, validate_data
+from auditor.data.locate import render_path
+from auditor.data.validate import DataResult, detect_format, validate_data
 from auditor.rules.registry import get
 
 FIXTURES = Path(__file__).parent / "fixtures" / "data"

@@ -22,6 +22,7 @@ from auditor.change.reload import (
     Element,
     strongest,
 )
+from auditor.data.locate import render_path
 from auditor.findings import Finding, Severity
 from auditor.kumo.model import FILE, DataRef, PolicyModel
 from auditor.kumo.monitor import MonitorGlobs, monitor_globs
@@ -44,7 +45,7 @@ class ValueChange:
     line: int
 
     def label(self) -> str:
-        return f"{self.path} {format_key(self.key)}"
+        return f"{self.path} {render_path(self.key)}"
 
 
 @dataclass
@@ -65,18 +66,6 @@ class ChangeSet:
             "meaning": MEANING[self.impact],
             "elements": [e.as_dict() for e in self.elements],
         }
-
-
-def format_key(key: tuple[Any, ...]) -> str:
-    out = ""
-    for part in key:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif isinstance(part, str) and part.replace("_", "").isalnum() and part[:1].isalpha():
-            out += f".{part}" if out else part
-        else:
-            out += f'["{part}"]'
-    return out
 
 
 def short(value: Any) -> str:

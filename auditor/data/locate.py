@@ -512,6 +512,14 @@ class _JsonLocator:
         self.arrays: dict[int, tuple[list[tuple[int, int]], int]] = {}
         self.cache: dict[Path, tuple[tuple[int, int] | None, tuple[int, int]] | None] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        # the decoder holds a C scanner that cannot be pickled (results are cached on disk)
+        return {k: v for k, v in self.__dict__.items() if k != "decoder"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.decoder = json.JSONDecoder()
+
     def _skip_ws(self, i: int) -> int:
         return _JSON_WS.match(self.text, i).end()
 
@@ -586,3 +594,18 @@ class _JsonLocator:
                 i = self._skip_ws(i + 1)
         self.arrays[start] = (elements, i)
         return elements
+
+
+def render_path(loc: Path) -> str:
+    """A stable, readable name of a key path: `["gmail.com"].automation[0].duration`."""
+    out = ""
+    for index, part in enumerate(loc):
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        text = part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else json.dumps(part)
+        if index == 0:
+            out += f"[{text}]" if not re.fullmatch(r"[A-Za-z0-9_-]+", part) else text
+        else:
+            out += f".{text}"
+    return out

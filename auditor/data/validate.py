@@ -13,12 +13,19 @@ import os
 import re
 import types
 import typing
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from auditor.data.locate import DataSyntaxError, Located, Path, TableHeader, load_located
+from auditor.data.locate import (
+    DataSyntaxError,
+    Located,
+    Path,
+    TableHeader,
+    load_located,
+    render_path,
+)
+from auditor.data.result import DataResult
 from auditor.data.schemas import FORMATS, DataFormat
 from auditor.data.schemas.egress import SECRET_FIELDS
 from auditor.findings import Finding, Span
@@ -29,15 +36,6 @@ from auditor.rules.data import (
     DATA_UNKNOWN_FIELD,
     DATA_UNQUOTED_DOMAIN,
 )
-
-
-@dataclass
-class DataResult:
-    """The outcome of validating one data file."""
-
-    value: Any | None
-    located: Located | None
-    findings: list[Finding] = field(default_factory=list)
 
 
 def detect_format(path: str) -> Literal["toml", "json"]:
@@ -170,21 +168,6 @@ def _field_label(loc: Path) -> str:
     if not loc:
         return "the file"
     return f"'{render_path(loc)}'"
-
-
-def render_path(loc: Path) -> str:
-    """A stable, readable name of a key path: `["gmail.com"].automation[0].duration`."""
-    out = ""
-    for index, part in enumerate(loc):
-        if isinstance(part, int):
-            out += f"[{part}]"
-            continue
-        text = part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else json.dumps(part)
-        if index == 0:
-            out += f"[{text}]" if not re.fullmatch(r"[A-Za-z0-9_-]+", part) else text
-        else:
-            out += f".{text}"
-    return out
 
 
 def _where(model: type[BaseModel] | None, loc: Path) -> str:

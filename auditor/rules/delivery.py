@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from auditor.config import Bound
-from auditor.data.schemas.egress import EGRESS_PATH_TYPES
 from auditor.findings import Finding, Span
 from auditor.kumo.model import PolicyModel
 from auditor.kumo.values import parse_duration, parse_limit, parse_rate
@@ -365,6 +364,8 @@ _PARSERS: dict[str, Callable[[object], float]] = {
 
 
 def _parser_for(key: str) -> Callable[[object], float]:
+    from auditor.data.schemas.egress import EGRESS_PATH_TYPES  # pydantic: only when bounds are checked
+
     kind = _EXTRA_TYPES.get(key) or EGRESS_PATH_TYPES.get(key, "")
     return _PARSERS.get(kind, _number)
 

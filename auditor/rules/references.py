@@ -176,7 +176,7 @@ def _pool_refs(value: dict[str, Any]) -> Iterator[tuple[tuple[str | int, ...], s
 
 
 def _check_undefined_pool(ctx: Any) -> Iterator[Finding]:
-    from auditor.data.validate import render_path  # the data package imports the rule catalog
+    from auditor.data.locate import render_path
 
     sources = loaded_helper_data(ctx, "sources")
     if sources is None:

@@ -1,0 +1,19 @@
+"""The outcome of validating one data file, in a module of its own: cached results unpickle without
+importing the validator (and pydantic)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from auditor.data.locate import Located
+from auditor.findings import Finding
+
+
+@dataclass
+class DataResult:
+    """The outcome of validating one data file."""
+
+    value: Any | None
+    located: Located | None
+    findings: list[Finding] = field(default_factory=list)
