@@ -25,15 +25,18 @@ import pickle
 import stat
 import struct
 import sys
-import tempfile
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from auditor import __version__
+
+if TYPE_CHECKING:
+    from typing import Any
 
 MAGIC = b"KACE"
 FORMAT = 1
@@ -202,7 +205,8 @@ class ContentCache:
         header = _HEADER.pack(MAGIC, FORMAT, digest, len(payload), hashlib.sha256(payload).digest())
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+            tmp = path.parent / _temp_name()
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError:
             self._disk_ok = False
             return
@@ -215,6 +219,16 @@ class ContentCache:
             _unlink(tmp)
             return
         self.stats.writes += 1
+
+
+_temp_counter = 0
+
+
+def _temp_name() -> str:
+    """Unique among processes (pid), threads and calls; `tempfile` costs more to import than this."""
+    global _temp_counter
+    _temp_counter += 1
+    return f".tmp-{os.getpid()}-{threading.get_ident()}-{_temp_counter}-{time.monotonic_ns()}"
 
 
 def _key_digest(namespace: str, content_id: str, version: str) -> bytes:

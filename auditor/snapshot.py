@@ -12,6 +12,10 @@ import stat
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Self
 
 DEFAULT_SIZE_LIMIT = 5 * 1024 * 1024
 
@@ -81,6 +85,15 @@ class Snapshot(ABC):
     def problems(self) -> list[FileProblem]:
         """Entries seen while listing that cannot be audited (e.g. symlinks leaving the tree)."""
         return []
+
+    def close(self) -> None:  # noqa: B027 - nothing to release for most snapshots
+        """Release what reading needs (Git snapshots keep a `git cat-file` process); idempotent."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class FsSnapshot(Snapshot):

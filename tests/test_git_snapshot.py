@@ -10,7 +10,6 @@ import pytest
 
 from auditor.change.git_snapshot import (
     BlobReader,
-    GitSnapshot,
     IndexSnapshot,
     RevisionSnapshot,
     changed_paths,
@@ -166,8 +165,7 @@ def test_reads_never_refresh_or_write_the_index(repo: Path) -> None:
         snapshot = open_snapshot(repo, spec)
         read_all(snapshot)
         snapshot.problems()
-        if isinstance(snapshot, GitSnapshot):
-            snapshot.close()
+        snapshot.close()
     assert index_state(repo) == before
     assert sorted(p.name for p in (repo / ".git").iterdir() if p.name.endswith(".lock")) == []
 
@@ -275,7 +273,8 @@ def test_subdirectory_policy(tmp_path: Path) -> None:
         open_snapshot(repo, "HEAD", subdir="README.md")
     with pytest.raises(AuditError, match="outside the repository"):
         open_snapshot(repo, "HEAD", subdir="../elsewhere")
-    assert read_all(open_snapshot(repo, "WORKTREE", subdir="etc/policy")) == expected
+    with open_snapshot(repo, "WORKTREE", subdir="etc/policy") as worktree:
+        assert read_all(worktree) == expected
 
 
 def test_not_a_repository(tmp_path: Path) -> None:

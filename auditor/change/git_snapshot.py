@@ -20,7 +20,6 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from types import TracebackType
 
 from auditor.change.gitrepo import (
     commits_between,
@@ -252,17 +251,6 @@ class GitSnapshot(Snapshot):
     def close(self) -> None:
         """Stop the `git cat-file` process; reads after this start a new one."""
         self._reader.close()
-
-    def __enter__(self) -> GitSnapshot:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __del__(self) -> None:
         reader = getattr(self, "_reader", None)
