@@ -54,7 +54,12 @@ def checked(check: CheckFn, *, optional: bool = True) -> Any:
 
 def typed(type_expr: str, *, optional: bool = True) -> Any:
     """A value of the `values.check_type` grammar, e.g. ``typed("duration")``."""
-    return checked(lambda value: find_type_error(type_expr, value), optional=optional)
+    from pydantic import WithJsonSchema
+
+    from auditor.schemas import type_expr_schema  # the published JSON Schema shows the type
+
+    value_type = checked(lambda value: find_type_error(type_expr, value), optional=optional)
+    return Annotated[value_type, WithJsonSchema(type_expr_schema(type_expr))]
 
 
 def table_entry(model: type[BaseModel], what: str) -> Any:
