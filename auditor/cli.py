@@ -14,6 +14,8 @@ COMMANDS = (
     "auditor.commands.rules",
     "auditor.commands.diff",
     "auditor.commands.ci",
+    "auditor.commands.hook",
+    "auditor.commands.install_hooks",
     "auditor.commands.shaping",
     "auditor.commands.config_cmd",
     "auditor.commands.schema",

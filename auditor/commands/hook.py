@@ -1,0 +1,333 @@
+"""`kumo-audit hook pre-commit|commit-msg|lint`: what the Git hooks and the pre-commit framework run.
+
+- `hook pre-commit` audits the **index** (exactly what will be committed) as a change from HEAD (no base
+  before the first commit). It blocks (exit 1) on error findings the change introduces, printed as
+  `file:line:col: CODE message` relative to the repository top, prints the reload impact in one line,
+  and exits 0 at once when nothing staged touches the policy tree.
+- `hook commit-msg FILE` requires a ticket reference (Config.ticket_pattern) in the message when the
+  staged change needs a kumod restart or uses a suppression in a changed file.
+- `hook lint FILE...` (per-file pre-commit hook) audits the policy containing the files (working tree)
+  and reports only findings located in those files.
+
+Where the policy is: `--policy DIR`, else `git config kumo-audit.policy`, else the shallowest directory
+of the index holding one of the entry candidates (`init.lua`, `policy/init.lua`, `etc/policy/init.lua`,
+...) — the repository root when the policy is at the top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from auditor.errors import AuditError, UsageError
+
+# Mirrors auditor.check.ENTRY_CANDIDATES (not imported: the quick "nothing to audit" path stays light).
+ENTRY_CANDIDATES = (
+    "init.lua",
+    "policy/init.lua",
+    "etc/policy/init.lua",
+    "opt/kumomta/etc/policy/init.lua",
+)
+
+IMPACT_CONSEQUENCE = {
+    "none": "no effect on KumoMTA (comments or formatting only)",
+    "epoch": "live at the next config epoch (about 10 s)",
+    "ttl": "live only when cache entries expire (up to their TTL)",
+    "unmonitored": "not seen by the config monitor: it needs an explicit config epoch bump",
+    "restart": "it needs a kumod restart",
+    "blocked": "it must not be deployed",
+}
+
+MAX_PRINTED = 50
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "hook",
+        help="run as a Git hook (pre-commit, commit-msg) or as a per-file lint",
+        description="Entry points for Git hooks and the pre-commit framework.",
+    )
+    kinds = parser.add_subparsers(dest="hook", metavar="HOOK")
+
+    pre = kinds.add_parser("pre-commit", help="audit the staged change (the index) against HEAD")
+    _common(pre)
+    pre.set_defaults(func=run_pre_commit)
+
+    msg = kinds.add_parser(
+        "commit-msg",
+        help="require a ticket reference for restart-impact changes or new suppressions",
+    )
+    msg.add_argument("message_file", type=Path, metavar="FILE", help="the commit message file")
+    _common(msg)
+    msg.set_defaults(func=run_commit_msg)
+
+    lint = kinds.add_parser("lint", help="report findings located in the given files")
+    lint.add_argument("files", nargs="*", type=Path, metavar="FILE")
+    _common(lint)
+    lint.set_defaults(func=run_lint)
+    parser.set_defaults(func=lambda _args: _usage(parser))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policy",
+        default=None,
+        metavar="DIR",
+        help="policy directory relative to the repository top (default: git config "
+        "kumo-audit.policy, else found from the entry file in the index)",
+    )
+    parser.add_argument("--entry", default=None, help="entry file relative to the policy directory")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="configuration file to use")
+    parser.add_argument(
+        "--fail-on",
+        choices=("error", "warning", "info"),
+        default=None,
+        help="lowest severity that blocks (default: the configuration's fail_on, error)",
+    )
+
+
+# -- locating the repository and the policy ---------------------------------------------------------
+
+
+def _repo() -> Path:
+    from auditor.change.gitrepo import find_repo
+
+    repo = find_repo(Path.cwd())
+    if repo is None:
+        raise AuditError("not inside a Git repository")
+    return repo
+
+
+def index_paths(repo: Path) -> list[str]:
+    from auditor.change.gitrepo import run_git
+
+    out = run_git(repo, "ls-files", "-z", "--cached").stdout
+    return [p for p in out.decode("utf-8", "surrogateescape").split("\0") if p]
+
+
+def find_policy(repo: Path, option: str | None, paths: list[str] | None = None) -> str:
+    """The policy directory relative to the repository top ("" = the top)."""
+    from auditor.change.gitrepo import run_git
+
+    if option is None:
+        configured = run_git(repo, "config", "--get", "kumo-audit.policy", check=False)
+        option = configured.stdout.decode().strip() or None
+    if option is not None:
+        rel = Path(option)
+        full = (rel if rel.is_absolute() else repo / rel).resolve()
+        try:
+            inner = full.relative_to(repo.resolve()).as_posix()
+        except ValueError:
+            raise UsageError(f"policy directory {option} is outside the repository") from None
+        return "" if inner == "." else inner
+    found: list[str] = []
+    for path in index_paths(repo) if paths is None else paths:
+        if not path.endswith("init.lua"):
+            continue
+        for candidate in ENTRY_CANDIDATES:
+            if path == candidate:
+                found.append("")
+            elif path.endswith("/" + candidate):
+                found.append(path[: -len(candidate) - 1])
+    if not found:
+        return ""
+    return min(found, key=lambda d: (d.count("/") + bool(d), d))
+
+
+def staged_changes(repo: Path, head: str | None) -> list[str]:
+    """Paths the commit would add, change or delete (the whole index before the first commit)."""
+    from auditor.change.gitrepo import run_git
+
+    if head is None:
+        return index_paths(repo)
+    out = run_git(repo, "diff-index", "--cached", "--no-renames", "--name-only", "-z", head).stdout
+    return [p for p in out.decode("utf-8", "surrogateescape").split("\0") if p]
+
+
+def under(path: str, subdir: str) -> bool:
+    return not subdir or path == subdir or path.startswith(subdir + "/")
+
+
+def _audit_args(args: argparse.Namespace, subdir: str, repo: Path) -> argparse.Namespace:
+    return argparse.Namespace(
+        policy=repo / subdir if subdir else repo,
+        entry=args.entry,
+        config=args.config,
+        path_map=[],
+        select=[],
+        ignore=[],
+        no_suppressions=False,
+        baseline=None,
+        write_baseline=None,
+        fail_on=args.fail_on,
+    )
+
+
+def audit_staged(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """(report, config, located, changed paths) for the index against HEAD, or None when nothing staged
+    is under the policy directory."""
+    from auditor.change.gitrepo import head_commit, repo_state
+
+    repo = _repo()
+    head = head_commit(repo)
+    changed = staged_changes(repo, head)
+    subdir = find_policy(repo, args.policy, None)
+    relevant = [p for p in changed if under(p, subdir)]
+    if not relevant:
+        return None
+    from auditor.commands.change_common import Located, run_audit
+
+    where = Located(repo, subdir)
+    report, config, _ = run_audit(_audit_args(args, subdir, repo), where, head, "INDEX")
+    return report, config, where, relevant, repo_state(repo)
+
+
+# -- pre-commit ------------------------------------------------------------------------------------
+
+
+def location(finding, prefix: str) -> str:  # type: ignore[no-untyped-def]
+    path = f"{prefix}/{finding.path}" if prefix else finding.path
+    return f"{path}:{finding.span.line}:{finding.span.column}"
+
+
+def impact_line(report) -> str:  # type: ignore[no-untyped-def]
+    """One line: what the change touches at its strongest impact, and what that means."""
+    change = report.change
+    impact = change.impact
+    names = list(dict.fromkeys(e.element for e in change.elements if e.impact == impact))
+    if not names:
+        return f"reload impact: {impact}: {IMPACT_CONSEQUENCE.get(impact, impact)}"
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f"reload impact: {impact}: this commit changes {shown}: {IMPACT_CONSEQUENCE.get(impact, impact)}"
+
+
+def run_pre_commit(args: argparse.Namespace) -> int:
+    from auditor.findings import Severity, at_or_above
+
+    audited = audit_staged(args)
+    if audited is None:
+        return 0
+    report, config, where, _changed, state = audited
+    threshold = Severity.parse(args.fail_on or config.fail_on)
+    blocking = at_or_above(report.introduced, threshold)
+    out = sys.stderr
+    if state != "clean":
+        print(f"kumo-audit: {state} in progress: auditing the staged result against HEAD", file=out)
+    for finding in blocking[:MAX_PRINTED]:
+        print(
+            f"{location(finding, where.subdir)}: {finding.code} {finding.message}",
+            file=out,
+        )
+        if finding.fix:
+            print(f"    fix: {finding.fix}", file=out)
+    if len(blocking) > MAX_PRINTED:
+        print(f"... and {len(blocking) - MAX_PRINTED} more", file=out)
+    if blocking:
+        print(
+            f"kumo-audit: commit refused: {len(blocking)} finding(s) at or above "
+            f"{threshold.value} introduced by this change (bypass: git commit --no-verify)",
+            file=out,
+        )
+        return 1
+    print(f"kumo-audit: {impact_line(report)}", file=out)
+    return 0
+
+
+# -- commit-msg ------------------------------------------------------------------------------------
+
+
+def message_text(path: Path) -> str:
+    """The commit message without Git's comment lines and the verbose diff."""
+    try:
+        raw = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    lines = []
+    for line in raw.splitlines():
+        if line.startswith("# ------------------------ >8 ------------------------"):
+            break
+        if not line.startswith("#"):
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def run_commit_msg(args: argparse.Namespace) -> int:
+    import re
+
+    message = message_text(args.message_file)
+    audited = audit_staged(args)
+    if audited is None:
+        return 0
+    report, config, where, changed, _state = audited
+    reasons = []
+    if report.change.impact == "restart":
+        reasons.append(f"it needs a kumod restart ({impact_line(report)})")
+    prefix = f"{where.subdir}/" if where.subdir else ""
+    used = sorted(
+        {
+            f"{prefix}{s.path}:{s.line}"
+            for s in report.suppressions
+            if f"{prefix}{s.path}" in changed and s.kind in ("inline", "file")
+        }
+    )
+    if used:
+        reasons.append(f"it uses suppressions in changed files ({', '.join(used[:5])})")
+    if not reasons:
+        return 0
+    try:
+        pattern = re.compile(config.ticket_pattern)
+    except re.error as exc:
+        raise UsageError(f"invalid ticket_pattern {config.ticket_pattern!r}: {exc}") from None
+    if pattern.search(message):
+        return 0
+    print(
+        f"kumo-audit: commit message needs a ticket reference (matching {config.ticket_pattern}) "
+        f"because {'; and '.join(reasons)}",
+        file=sys.stderr,
+    )
+    return 1
+
+
+# -- per-file lint ---------------------------------------------------------------------------------
+
+
+def run_lint(args: argparse.Namespace) -> int:
+    from auditor.change.git_snapshot import open_snapshot
+    from auditor.check import audit_snapshot
+    from auditor.commands.change_common import content_cache
+    from auditor.config import load_config
+    from auditor.findings import Severity, at_or_above
+
+    if not args.files:
+        return 0
+    repo = _repo()
+    top = repo.resolve()
+    subdir = find_policy(repo, args.policy)
+    wanted: set[str] = set()
+    for file in args.files:
+        full = (file if file.is_absolute() else Path.cwd() / file).resolve()
+        try:
+            rel = full.relative_to(top).as_posix()
+        except ValueError:
+            continue
+        if under(rel, subdir):
+            wanted.add(rel[len(subdir) + 1 :] if subdir else rel)
+    if not wanted:
+        return 0
+    root = repo / subdir if subdir else repo
+    config, _ = load_config(root, args.config)
+    snapshot = open_snapshot(repo, "WORKTREE", subdir or None, size_limit=config.size_limit)
+    result = audit_snapshot(snapshot, config, entry=args.entry, cached=content_cache(repo))
+    threshold = Severity.parse(args.fail_on or config.fail_on)
+    shown = [f for f in result.findings if not f.suppressed and f.path in wanted]
+    for finding in shown:
+        print(
+            f"{location(finding, subdir)}: {finding.code} [{finding.severity.value}] {finding.message}"
+        )
+    return 1 if at_or_above(shown, threshold) else 0
