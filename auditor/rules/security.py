@@ -200,7 +200,7 @@ def handler_body(model: PolicyModel, handler: Handler) -> FunctionBody | None:
         return None
     fn = mod.facts.functions[fid]
     tree, index, bodies = _parsed(mod.text.encode("utf-8"))
-    body = bodies.get(fn.body)
+    body = bodies.get(tuple(fn.body))  # type: ignore[arg-type]
     if body is None:
         return None
     return FunctionBody(module, body, tree, Evaluator(index), fn.params)
@@ -1003,9 +1003,9 @@ verified). `OpportunisticInsecure` and `RequiredInsecure` skip certificate verif
 `Disabled` never uses TLS: "not recommended for sending to the public internet". They have uses
 for a specific smart host or test sink, so they are reported only in a *default scope*:
 - in Lua, a literal `kumo.make_egress_path` call that runs (it is reached from an event handler or
-  the file level) and is not itself inside an if/elseif/else or loop body of its function, i.e.
-  the table a `get_egress_path_config` handler returns for every domain and site it is not
-  guarded by a condition on the domain or site;
+  the file level) and is not itself inside an if/elseif/else or loop body of the function that
+  contains it: typically the table a `get_egress_path_config` handler returns when no condition
+  on the domain or site guards it, which is used for every destination;
 - in shaping data, the `["default"]` section (and its `sources` tables), which applies to every
   destination.
 `allow_smtp_auth_plain_without_tls = true` sends the AUTH PLAIN password in clear text when
