@@ -8,7 +8,7 @@ from pathlib import Path
 
 from auditor.config import Config, Thresholds
 from auditor.findings import Severity
-from tests.conftest import audit, codes_at, write_tree
+from tests.conftest import audit, codes_at, run_cli, write_tree
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rules_security"
 
@@ -609,3 +609,43 @@ def test_documented_policy_has_no_security_errors(tmp_path: Path) -> None:
     assert mine == []
     # the plain-HTTP admin listener of the documented example is a warning, nothing else
     assert codes_at(result.findings, "S") == [("S105", 28, 14)]
+
+
+def test_secrets_never_reach_cli_output(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            kumo.on('http_server_validate_auth_basic', function(user, password)
+              return password == 'Zq9-secret-value'
+            end)
+            kumo.on('get_egress_path_config', function(domain)
+              return kumo.make_egress_path { smtp_auth_plain_password = 'Zq9-other-secret' }
+            end)
+            """
+        },
+    )
+    for fmt in ("text", "json", "sarif"):
+        proc = run_cli("check", str(tmp_path), "--format", fmt)
+        assert "S106" in proc.stdout, proc.stderr
+        assert "Zq9" not in proc.stdout + proc.stderr
+
+
+def test_s101_inline_suppression_with_reason(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            kumo.on('init', function()
+              kumo.define_spool { name = 'data', path = '/var/spool/kumomta/data' }
+              kumo.define_spool { name = 'meta', path = '/var/spool/kumomta/meta' }
+              -- kumo-audit: allow(S101) reason="isolated lab network, no route to the internet"
+              kumo.start_esmtp_listener { relay_hosts = { '0.0.0.0/0' } }
+            end)
+            """
+        },
+    )
+    result = audit(tmp_path)
+    (finding,) = [f for f in result.findings if f.code == "S101"]
+    assert finding.suppressed and finding.suppression is not None
+    assert "lab network" in finding.suppression.reason
