@@ -93,6 +93,7 @@ class ContentCache:
         self._memory: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
         self._memory_entries = memory_entries
         self._disk_ok: bool | None = None if directory is not None else False
+        self._lock = threading.Lock()  # the daemon reads from several threads
 
     # -- public API ------------------------------------------------------------------------------
 
@@ -148,24 +149,27 @@ class ContentCache:
 
     def _lookup(self, namespace: str, content_id: str, version: str) -> Any:
         key = (namespace, content_id, version)
-        if key in self._memory:
-            self._memory.move_to_end(key)
-            self.stats.hits += 1
-            return self._memory[key]
+        with self._lock:
+            if key in self._memory:
+                self._memory.move_to_end(key)
+                self.stats.hits += 1
+                return self._memory[key]
         value = self._read(namespace, content_id, version)
-        if value is _MISS:
-            self.stats.misses += 1
-            return _MISS
-        self.stats.hits += 1
-        self.stats.disk_hits += 1
+        with self._lock:
+            if value is _MISS:
+                self.stats.misses += 1
+                return _MISS
+            self.stats.hits += 1
+            self.stats.disk_hits += 1
         self._remember(key, value)
         return value
 
     def _remember(self, key: tuple[str, str, str], value: Any) -> None:
-        self._memory[key] = value
-        self._memory.move_to_end(key)
-        while len(self._memory) > self._memory_entries:
-            self._memory.popitem(last=False)
+        with self._lock:
+            self._memory[key] = value
+            self._memory.move_to_end(key)
+            while len(self._memory) > self._memory_entries:
+                self._memory.popitem(last=False)
 
     def _disk_usable(self) -> bool:
         if self._disk_ok is None:
