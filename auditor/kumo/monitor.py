@@ -27,7 +27,7 @@ class MonitorGlobs:
 
     def covers(self, deployed_path: str) -> bool | None:
         """True/False when known; None when a non-literal glob could match anything."""
-        if any(glob_regex(g).match(deployed_path) for g in self.globs):
+        if any(glob_matches(g, deployed_path) for g in self.globs):
             return True
         return False if self.complete else None
 
@@ -53,54 +53,104 @@ def monitor_globs(model) -> MonitorGlobs:  # type: ignore[no-untyped-def]
     )
 
 
-def expand_braces(pattern: str) -> list[str]:
-    """`a.{lua,toml}` -> [`a.lua`, `a.toml`] (nested braces too)."""
-    match = re.search(r"\{([^{}]*)\}", pattern)
-    if match is None:
-        return [pattern]
-    head, tail = pattern[: match.start()], pattern[match.end() :]
-    out: list[str] = []
-    for option in match.group(1).split(","):
-        out.extend(expand_braces(head + option + tail))
-    return out
+def _split_alternatives(text: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def _component_regex(text: str) -> str:
+    """One path component of a filenamegen glob: `*`, `?`, `[...]`, `{a,b}` (nested)."""
+    out, i = [], 0
+    while i < len(text):
+        char = text[i]
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "[":
+            close = text.find("]", i + 2)
+            if close == -1:
+                out.append(re.escape(char))
+            else:
+                body = text[i + 1 : close]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                i = close
+        elif char == "{":
+            depth, j = 0, i
+            while j < len(text):
+                if text[j] == "{":
+                    depth += 1
+                elif text[j] == "}":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j += 1
+            if j >= len(text):
+                out.append(re.escape(char))
+            else:
+                alternatives = _split_alternatives(text[i + 1 : j])
+                out.append("(?:" + "|".join(_component_regex(a) for a in alternatives) + ")")
+                i = j
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return "".join(out)
 
 
 @lru_cache(maxsize=256)
 def glob_regex(pattern: str) -> re.Pattern[str]:
-    """A regex for a glob with `**` (any depth, including none), `*`, `?`, `[...]` and `{a,b}`."""
-    alternatives = [_translate(p) for p in expand_braces(pattern)]
-    return re.compile("(?:" + "|".join(alternatives) + r")\Z")
+    """Compile a KumoMTA config-monitor glob (filenamegen semantics, walked from `/`).
+
+    `*` and `?` stay within one path component, `**` as a whole component matches zero or more
+    directories, `{a,b}` is an alternation (alternatives may contain `/`), `[...]` a class.
+    Relative patterns are relative to `/`.
+    """
+    text = pattern if pattern.startswith("/") else "/" + pattern
+    regex = ""
+    for alternative in _expand_braces_with_slash(text):
+        parts = [p for p in alternative.split("/") if p != ""]
+        body = ""
+        for part in parts:
+            body += "(?:/[^/]+)*" if part == "**" else "/" + _component_regex(part)
+        regex += ("|" if regex else "") + body
+    try:
+        return re.compile(f"^(?:{regex})$")
+    except re.error:  # e.g. a reversed class range: KumoMTA rejects it too; match it literally
+        return re.compile(re.escape(text) + "$")
 
 
-def _translate(pattern: str) -> str:
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        ch = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append(r"(?:[^/]*/)*")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(r".*")
-            i += 2
-        elif ch == "*":
-            out.append(r"[^/]*")
-            i += 1
-        elif ch == "?":
-            out.append(r"[^/]")
-            i += 1
-        elif ch == "[":
-            end = pattern.find("]", i + 1)
-            if end == -1:
-                out.append(re.escape(ch))
-                i += 1
-            else:
-                body = pattern[i + 1 : end].replace("\\", "\\\\")
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append(f"[{body}]")
-                i = end + 1
-        else:
-            out.append(re.escape(ch))
-            i += 1
-    return "".join(out)
+def _expand_braces_with_slash(text: str) -> list[str]:
+    """Expand `{...}` groups whose alternatives contain `/` (they span components)."""
+    start = -1
+    depth = 0
+    for i, char in enumerate(text):
+        if char == "{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif char == "}" and depth:
+            depth -= 1
+            if depth == 0:
+                group = text[start + 1 : i]
+                if "/" in group:
+                    head, tail = text[:start], text[i + 1 :]
+                    out: list[str] = []
+                    for alt in _split_alternatives(group):
+                        out.extend(_expand_braces_with_slash(head + alt + tail))
+                    return out
+    return [text]
+
+
+def glob_matches(pattern: str, path: str) -> bool:
+    return glob_regex(pattern).match(path) is not None
