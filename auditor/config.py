@@ -13,12 +13,13 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from annotated_types import Ge, Gt, Le, MinLen
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from auditor.errors import ConfigError
 from auditor.snapshot import DEFAULT_SIZE_LIMIT
+
+if TYPE_CHECKING:
+    from annotated_types import Ge, Gt, Le, MinLen
 
 CONFIG_FILE = "kumo-audit.toml"
 
@@ -147,8 +148,12 @@ def _plain(value: Any) -> Any:
 
 
 def _adapter():  # type: ignore[no-untyped-def]
+    # The constraint markers are only needed when pydantic reads the (string) annotations, so they
+    # are imported here rather than on every run.
+    from annotated_types import Ge, Gt, Le, MinLen
     from pydantic import TypeAdapter
 
+    globals().update(Ge=Ge, Gt=Gt, Le=Le, MinLen=MinLen)
     return TypeAdapter(Config)
 
 

@@ -1,0 +1,42 @@
+"""`check` stays light: it never imports GitPython, watchdog or Jinja2 (nor pydantic on a warm run)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT, write_tree
+
+PROBE = """
+import sys
+from auditor.cli import main
+code = main(sys.argv[1:])
+heavy = sorted({m.split('.')[0] for m in sys.modules} & {'git', 'watchdog', 'jinja2', 'pydantic'})
+print('HEAVY:' + ','.join(heavy))
+"""
+
+
+def probe(*args: str, cache: Path) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KUMO_AUDIT_CACHE_DIR": str(cache)}
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, timeout=120
+    )
+    marks = [line for line in proc.stdout.splitlines() if line.startswith("HEAVY:")]
+    assert marks, proc.stderr
+    return marks[-1].removeprefix("HEAVY:")
+
+
+def test_check_imports_no_heavy_libraries(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    example = ROOT / "examples" / "acme-mta"
+    cold = probe("check", str(example), "--format", "json", cache=cache)
+    assert "git" not in cold and "watchdog" not in cold and "jinja2" not in cold
+    warm = probe("check", str(example), "--format", "json", cache=cache)
+    assert warm == "", f"a warm check imported {warm}"
+
+
+def test_policy_without_data_files_never_needs_pydantic(tmp_path: Path) -> None:
+    write_tree(tmp_path / "p", {"init.lua": "local kumo = require 'kumo'\n"})
+    assert probe("check", str(tmp_path / "p"), cache=tmp_path / "cache") == ""
