@@ -85,30 +85,89 @@ def _path(text: str):  # type: ignore[no-untyped-def]
 
 
 def each_commit(args: argparse.Namespace, where, base: str, head: str, commits: list[str]) -> None:  # type: ignore[no-untyped-def]
-    """One line per commit: its verdict on its own (parent to commit), with a progress bar on a TTY."""
+    """One line per commit: its verdict on its own (parent to commit), with a progress bar on a TTY.
+
+    A commit's verdict depends only on the two trees, the configuration and the tool, so it is cached
+    under those: a second run over the same history parses and audits nothing again.
+    """
     from auditor.change.gitrepo import run_git
 
+    if not commits:
+        return
+    log = run_git(where.repo, "log", "--no-walk=unsorted", "--format=%H%x00%s", *commits).stdout
+    subjects = dict(
+        line.split("\0", 1) for line in log.decode(errors="replace").splitlines() if "\0" in line
+    )
+    trees = _trees(where, [base, *commits])
+    cache = verdict_cache(where.repo)
+    options = _options_key(args)
     tty = sys.stderr.isatty()
     parent = base
     for index, commit in enumerate(commits, 1):
         if tty:
-            done = int(30 * index / max(len(commits), 1))
+            done = int(30 * index / len(commits))
             sys.stderr.write(f"\r[{'#' * done}{'.' * (30 - done)}] {index}/{len(commits)}")
             sys.stderr.flush()
-        report, config, _ = run_audit(_quiet(args), where, parent, commit)
-        status = exit_status(report, args.fail_on or config.fail_on)
-        subject = (
-            run_git(where.repo, "log", "-1", "--format=%s", commit)
-            .stdout.decode(errors="replace")
-            .strip()
-        )
-        verdict = "blocked" if status else report.change.impact
+        key = f"{trees.get(parent)}..{trees.get(commit)}:{options}"
+        verdict = cache.get("ci-verdict", key, "1") if cache else None
+        if verdict is None:
+            report, config, _ = run_audit(_quiet(args), where, parent, commit)
+            status = exit_status(report, args.fail_on or config.fail_on)
+            verdict = (
+                "blocked" if status else report.change.impact,
+                len(report.introduced),
+                len(report.resolved),
+            )
+            if cache:
+                cache.put("ci-verdict", key, "1", verdict)
         if tty:
             sys.stderr.write("\r" + " " * 50 + "\r")
+        impact, introduced, resolved = verdict  # type: ignore[misc]
         sys.stderr.write(
-            f"{commit[:10]} {verdict:<12} +{len(report.introduced)} -{len(report.resolved)}  {subject}\n"
+            f"{commit[:10]} {impact:<12} +{introduced} -{resolved}  {subjects.get(commit, '')}\n"
         )
         parent = commit
+
+
+def _trees(where, revisions: list[str]) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Tree id of the policy directory at each revision (one git call)."""
+    from auditor.change.gitrepo import run_git
+
+    suffix = f":{where.subdir}" if where.subdir else "^{tree}"
+    proc = run_git(where.repo, "rev-parse", *(f"{r}{suffix}" for r in revisions), check=False)
+    ids = proc.stdout.decode().split()
+    return dict(zip(revisions, ids, strict=False)) if proc.returncode == 0 else {}
+
+
+def _options_key(args: argparse.Namespace) -> str:
+    """Everything besides the trees that decides a verdict: tool, API table, options, configuration, day."""
+    import datetime
+    import hashlib
+    import json
+
+    from auditor import __version__
+    from auditor.kumo.api import load_api
+
+    parts = {
+        "tool": __version__,
+        "api": load_api().api_hash(),
+        "select": sorted(args.select),
+        "ignore": sorted(args.ignore),
+        "fail_on": args.fail_on,
+        "entry": args.entry,
+        "path_map": sorted(args.path_map),
+        "config": hashlib.sha256(args.config.read_bytes()).hexdigest() if args.config else None,
+        "suppressions": not args.no_suppressions,
+        "today": datetime.date.today().isoformat(),  # suppressions and waivers expire
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def verdict_cache(repo):  # type: ignore[no-untyped-def]
+    from auditor.cache import ContentCache, default_cache_dir
+
+    directory = default_cache_dir(repo)
+    return ContentCache(directory) if directory is not None else None
 
 
 def _quiet(args: argparse.Namespace) -> argparse.Namespace:
