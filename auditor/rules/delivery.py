@@ -21,6 +21,7 @@ from auditor.rules.security import (
     literal_tables,
     literal_true,
     shaping_sections,
+    sites_of,
 )
 
 SPOOLS = ("data", "meta")
@@ -38,12 +39,12 @@ QUEUE_KEYS = ("retry_interval", "max_retry_interval", "max_age")
 
 def _check_missing_spool(ctx: Any) -> Iterator[Finding]:
     model: PolicyModel = ctx.model
-    listeners = [s for s in model.calls_to(*LISTENERS) if s.contexts]
+    listeners = [s for s in sites_of(model, *LISTENERS) if s.contexts]
     if not listeners:
         return
     defined: set[str] = set()
     elsewhere: set[str] = set()
-    for site in model.calls_to("kumo.define_spool"):
+    for site in sites_of(model, "kumo.define_spool"):
         if not site.contexts:
             continue
         table = site.table_arg(0)
@@ -364,7 +365,9 @@ _PARSERS: dict[str, Callable[[object], float]] = {
 
 
 def _parser_for(key: str) -> Callable[[object], float]:
-    from auditor.data.schemas.egress import EGRESS_PATH_TYPES  # pydantic: only when bounds are checked
+    from auditor.data.schemas.egress import (
+        EGRESS_PATH_TYPES,
+    )  # pydantic: only when bounds are checked
 
     kind = _EXTRA_TYPES.get(key) or EGRESS_PATH_TYPES.get(key, "")
     return _PARSERS.get(kind, _number)

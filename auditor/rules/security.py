@@ -146,8 +146,24 @@ def _with_sources(
                 yield (*path, "sources", name), table, f"{label} source {name}"
 
 
+_INDEX: dict[str, Any] = {"calls": None, "by_callee": {}}
+
+
+def sites_of(model: PolicyModel, *names: str) -> list[CallSite]:
+    """Calls of the dotted names, from an index built once per model (rules ask many times)."""
+    if _INDEX["calls"] is not model.calls:
+        by_callee: dict[object, list[CallSite]] = {}
+        for site in model.calls:
+            by_callee.setdefault(site.call.callee, []).append(site)
+        _INDEX["calls"], _INDEX["by_callee"] = model.calls, by_callee
+    out: list[CallSite] = []
+    for name in names:
+        out.extend(_INDEX["by_callee"].get(tuple(name.split(".")), ()))
+    return out
+
+
 def literal_tables(model: PolicyModel, *names: str) -> Iterator[tuple[CallSite, Table]]:
-    for site in model.calls_to(*names):
+    for site in sites_of(model, *names):
         table = site.table_arg(0)
         if table is not None:
             yield site, table
@@ -1043,12 +1059,15 @@ _PROCESS_CONTROL = {
 def _check_process_control(ctx: Any) -> Iterator[Finding]:
     for site in ctx.model.calls:
         call = site.call
-        uses = [(call.callee, call.name_span)]
-        uses += [(ref, arg.span) for ref, arg in zip(call.arg_refs, call.args, strict=False) if ref]
+        uses = []
+        if call.callee in _PROCESS_CONTROL:
+            uses.append((call.callee, call.name_span))
+        if any(call.arg_refs):
+            for ref, arg in zip(call.arg_refs, call.args, strict=False):
+                if ref is not None and ref in _PROCESS_CONTROL:
+                    uses.append((ref, arg.span))
         for path, span in uses:
-            effect = _PROCESS_CONTROL.get(tuple(path))  # type: ignore[arg-type]
-            if effect is None:
-                continue
+            effect = _PROCESS_CONTROL[path]
             name = ".".join(str(p) for p in path[1:])
             yield PROCESS_CONTROL.finding(
                 site.module,
