@@ -246,6 +246,11 @@ class _Extractor:
         self.func, self.scope, self.conditional = fid, _Scope(self.scope), 0
         for p in params:
             self.scope.names[p] = ("param", p)
+        for (
+            child
+        ) in node.named_children:  # comments before the first statement sit outside the body
+            if child.type == "comment":
+                self.comment(child)
         if body is not None:
             self.block(body)
         self.func, self.scope, self.conditional = saved_func, saved_scope, saved_cond
