@@ -46,7 +46,7 @@ def hook_script(kind: str, python: str | None = None) -> str:
         f"{_DESCRIPTIONS[kind]}"
         f'KUMO_AUDIT_PYTHON="${{KUMO_AUDIT_PYTHON:-{default}}}"\n'
         'if [ -n "$KUMO_AUDIT_PYTHON" ] && [ -x "$KUMO_AUDIT_PYTHON" ]; then\n'
-        f'    exec "$KUMO_AUDIT_PYTHON" -m auditor {_ARGS[kind]}\n'
+        f'    exec "$KUMO_AUDIT_PYTHON" -m auditor.commands.{_ARGS[kind]}\n'
         "fi\n"
         "if command -v kumo-audit >/dev/null 2>&1; then\n"
         f"    exec kumo-audit {_ARGS[kind]}\n"
