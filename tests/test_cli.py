@@ -100,3 +100,13 @@ def test_usage_errors_exit_2() -> None:
     assert run_cli("no-such-command").returncode == 2
     assert run_cli().returncode == 2
     assert run_cli("--version").stdout.startswith("kumo-audit ")
+
+
+def test_output_to_a_device_writes_in_place(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    write_tree(tmp_path, BROKEN)
+    proc = run_cli("check", str(tmp_path), "--format", "json", "--output", os.devnull)
+    assert proc.returncode == 1
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)  # still the device, not a regular file
