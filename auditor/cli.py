@@ -8,22 +8,25 @@ from importlib import import_module
 
 from auditor import __version__
 
-# Command modules, imported only to register their parsers (each keeps heavy imports inside `run`).
-COMMANDS = (
-    "auditor.commands.check",
-    "auditor.commands.rules",
-    "auditor.commands.diff",
-    "auditor.commands.ci",
-    "auditor.commands.hook",
-    "auditor.commands.install_hooks",
-    "auditor.commands.shaping",
-    "auditor.commands.config_cmd",
-    "auditor.commands.schema",
-    "auditor.runbook.cli",
-)
+# Command name -> the module that registers it (each keeps heavy imports inside `run`).
+COMMANDS = {
+    "check": "auditor.commands.check",
+    "rules": "auditor.commands.rules",
+    "explain": "auditor.commands.rules",
+    "diff": "auditor.commands.diff",
+    "ci": "auditor.commands.ci",
+    "hook": "auditor.commands.hook",
+    "install-hooks": "auditor.commands.install_hooks",
+    "shaping": "auditor.commands.shaping",
+    "config": "auditor.commands.config_cmd",
+    "schema": "auditor.commands.schema",
+    "runbook": "auditor.runbook.cli",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with `command`, only that command's module registers (argparse is slow to build
+    every sub-parser, and the hook and check pay for each millisecond)."""
     parser = argparse.ArgumentParser(
         prog="kumo-audit",
         description="Audit KumoMTA policies, gate their changes, and keep a Git-backed runbook.",
@@ -31,12 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kumo-audit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        try:
-            module = import_module(name)
-        except ImportError:
-            continue
-        module.register(sub)
+    wanted = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for name in wanted:
+        import_module(name).register(sub)
     return parser
 
 
@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv  # accepted anywhere on the command line
     argv = [a for a in argv if a != "--debug"]
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
-    parser = build_parser()
+    first = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(first)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: usage errors are exit 2, --help/--version exit 0
