@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from auditor.findings import Span
+from auditor.lazyre import lazy
 
 PathKey = str | int
 Path = tuple[PathKey, ...]
@@ -191,7 +192,7 @@ def _deepest_point(text: str, lines: _Lines, limit: int = JSON_MAX_DEPTH) -> tup
 # ---------------------------------------------------------------------------------------------
 # TOML
 
-_TOML_ERROR_POS = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\s*$")
+_TOML_ERROR_POS = lazy(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\s*$")
 
 
 def _load_toml(text: str, lines: _Lines) -> Located:
@@ -214,14 +215,14 @@ def _load_toml(text: str, lines: _Lines) -> Located:
     return located
 
 
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_BASIC_STR = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"')
-_LITERAL_STR = re.compile(r"'[^'\n]*'")
-_ML_BASIC = re.compile(r'"""(?:[^"\\]|\\.|"(?!""))*""""{0,2}', re.S)
-_ML_LITERAL = re.compile(r"'''[\s\S]*?''''{0,2}")
-_SCALAR = re.compile(r"[^,\]}\n\r#]*")
-_WS = re.compile(r"[ \t]*")
-_WS_NL = re.compile(r"(?:[ \t\r\n]+|#[^\n]*)*")
+_BARE_KEY = lazy(r"[A-Za-z0-9_-]+")
+_BASIC_STR = lazy(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"')
+_LITERAL_STR = lazy(r"'[^'\n]*'")
+_ML_BASIC = lazy(r'"""(?:[^"\\]|\\.|"(?!""))*""""{0,2}', re.S)
+_ML_LITERAL = lazy(r"'''[\s\S]*?''''{0,2}")
+_SCALAR = lazy(r"[^,\]}\n\r#]*")
+_WS = lazy(r"[ \t]*")
+_WS_NL = lazy(r"(?:[ \t\r\n]+|#[^\n]*)*")
 
 
 class _TomlScanner:
@@ -381,13 +382,13 @@ class _TomlScanner:
 # ---------------------------------------------------------------------------------------------
 # JSON
 
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
-_JSON_SKIP = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
-_JSON_WS = re.compile(r"\s*")
-_JSON_SCALAR = re.compile(r'[^\s,\]}:"]+')
-_JSON_COMMENTS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|//[^\n]*|/\*[\s\S]*?\*/|#[^\n]*')
-_JSON_ERROR_POS = re.compile(r":\s*line (\d+) column (\d+) \(char \d+\)$")
-_JSON_CONSTANTS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|(-?Infinity|NaN)', re.S)
+_JSON_STRING = lazy(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_JSON_SKIP = lazy(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
+_JSON_WS = lazy(r"\s*")
+_JSON_SCALAR = lazy(r'[^\s,\]}:"]+')
+_JSON_COMMENTS = lazy(r'"[^"\\]*(?:\\.[^"\\]*)*"|//[^\n]*|/\*[\s\S]*?\*/|#[^\n]*')
+_JSON_ERROR_POS = lazy(r":\s*line (\d+) column (\d+) \(char \d+\)$")
+_JSON_CONSTANTS = lazy(r'"[^"\\]*(?:\\.[^"\\]*)*"|(-?Infinity|NaN)', re.S)
 
 
 def _blank_comments(text: str) -> str:
@@ -455,8 +456,8 @@ def _load_json(text: str, lines: _Lines) -> Located:
     return located
 
 
-_NOT_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[^\[\]{}"]+', re.S)
-_INNERMOST = re.compile(r"\[\]|\{\}")
+_NOT_BRACKET = lazy(r'"[^"\\]*(?:\\.[^"\\]*)*"|[^\[\]{}"]+', re.S)
+_INNERMOST = lazy(r"\[\]|\{\}")
 
 
 def _depth_exceeds(text: str, limit: int) -> bool:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from tree_sitter import Node
 
 from auditor.findings import Span
+from auditor.lazyre import lazy
 from auditor.lua.literal import Evaluator, Lit, Unknown, Value
 from auditor.lua.syntax import LineIndex, parse
 
@@ -543,12 +544,12 @@ def _text(node: Node | None) -> str:
     return node.text.decode("utf-8", "replace")
 
 
-_LEXEMES = re.compile(
+_LEXEMES = lazy(
     r"""--\[(=*)\[.*?\]\1\]|--[^\n]*|\[(=*)\[.*?\]\2\]|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'""",
     re.DOTALL,
 )
-_SPACE_AROUND_PUNCT = re.compile(r"\s*([^\w\s])\s*")
-_SPACES = re.compile(r"\s+")
+_SPACE_AROUND_PUNCT = lazy(r"\s*([^\w\s])\s*")
+_SPACES = lazy(r"\s+")
 
 
 def normalized(code: str) -> str:
