@@ -87,40 +87,6 @@ def register(meta: RuleMeta, check: CheckFn | None) -> Rule:
     return rule_obj
 
 
-def rule(
-    code: str,
-    name: str,
-    severity: str,
-    summary: str,
-    *,
-    doc: str,
-    bad: str,
-    good: str,
-    fix: str,
-    suppressible: bool = True,
-    change: bool = False,
-) -> Callable[[CheckFn], RuleMeta]:
-    """Decorator: register `fn(ctx) -> Iterable[Finding]` as the check for `code`; returns its metadata."""
-
-    def wrap(fn: CheckFn) -> RuleMeta:
-        meta = make_meta(
-            code,
-            name,
-            severity,
-            summary,
-            doc=doc,
-            bad=bad,
-            good=good,
-            fix=fix,
-            suppressible=suppressible,
-            change=change,
-        )
-        register(meta, fn)
-        return meta
-
-    return wrap
-
-
 def declare(
     code: str,
     name: str,
@@ -133,22 +99,28 @@ def declare(
     fix: str,
     suppressible: bool = True,
     change: bool = False,
+    check: CheckFn | None = None,
 ) -> RuleMeta:
-    """Register a rule whose findings come from a pipeline stage (parsing, loading, filtering)."""
+    """Register a rule. Without `check`, its findings come from a pipeline stage (parsing, loading,
+    filtering) that builds them with the returned metadata."""
     meta = make_meta(
-        code,
-        name,
-        severity,
-        summary,
-        doc=doc,
-        bad=bad,
-        good=good,
-        fix=fix,
-        suppressible=suppressible,
-        change=change,
-    )
-    register(meta, None)
+        code, name, severity, summary,
+        doc=doc, bad=bad, good=good, fix=fix, suppressible=suppressible, change=change,
+    )  # fmt: skip
+    register(meta, check)
     return meta
+
+
+def rule(
+    code: str, name: str, severity: str, summary: str, **kw: Any
+) -> Callable[[CheckFn], RuleMeta]:
+    """Decorator: register `fn(ctx) -> Iterable[Finding]` as the check for `code` (keywords as for
+    `declare`); returns the rule's metadata."""
+
+    def wrap(fn: CheckFn) -> RuleMeta:
+        return declare(code, name, severity, summary, check=fn, **kw)
+
+    return wrap
 
 
 def make_meta(code: str, name: str, severity: str, summary: str, **kw: Any) -> RuleMeta:
