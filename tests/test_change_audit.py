@@ -302,3 +302,40 @@ def test_baseline_hides_accepted_findings(repo: Repo, tmp_path: Path) -> None:
         "diff", "HEAD~1", "HEAD", "--policy", str(repo.path), "--baseline", str(baseline)
     )
     assert proc.returncode == 0, proc.stdout
+
+
+def test_get_queue_config_edit_is_epoch(repo: Repo) -> None:
+    repo.commit(
+        {
+            "policy/init.lua": INIT.replace(
+                "local queue_helper = queue_module:setup_with_options {",
+                "kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)\n"
+                "  if domain == 'bulk.example' then\n"
+                "    return kumo.make_queue_config { max_age = '2 days' }\n"
+                "  end\n"
+                "end)\n"
+                "local queue_helper = queue_module:setup_with_options {",
+            )
+        },
+        "own get_queue_config before the queue helper",
+    )
+    edit(repo, "policy/init.lua", "max_age = '2 days' }", "max_age = '3 days' }")
+    status, doc = diff(repo, "HEAD")
+    assert status == 0
+    assert doc["reload"]["impact"] == "epoch"
+    assert elements(doc) == [("epoch", "handler get_queue_config")]
+
+
+def test_change_set_shows_effective_shaping_of_changed_domains(repo: Repo) -> None:
+    edit(repo, "policy/shaping.toml", '"10/s"', '"30/s"')
+    _, doc = diff(repo, "HEAD")
+    (effect,) = doc["change"]["shaping"]
+    assert effect["domain"] == "example.com" and effect["source"] is None
+    assert effect["changes"] == [
+        {
+            "key": "max_message_rate",
+            "before": "10/s",
+            "after": "30/s",
+            "origin": "policy/shaping.toml:5",
+        }
+    ]

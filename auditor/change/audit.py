@@ -69,6 +69,7 @@ class ChangeReport:
             "introduced": [f.as_dict() for f in self.introduced],
             "resolved": [f.as_dict() for f in self.resolved],
             "changed_files": sorted(set(self.change.changed_files)),
+            "shaping": self.change.shaping,
             "values": [
                 {
                     "path": v.path,

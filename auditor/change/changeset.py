@@ -55,6 +55,7 @@ class ChangeSet:
     changed_files: list[str] = field(default_factory=list)
     introduced: list[Finding] = field(default_factory=list)
     resolved: list[Finding] = field(default_factory=list)
+    shaping: list[dict[str, Any]] = field(default_factory=list)  # effective shaping that changed
 
     @property
     def impact(self) -> str:
@@ -176,6 +177,7 @@ def compute(base: CheckResult | None, head: CheckResult) -> ChangeSet:
         change.elements.extend(_lua_elements(path, before, after))
     change.elements.extend(_data_elements(before, after, change))
     change.elements.extend(_unreferenced_files(before, after, change))
+    change.shaping = _shaping_effects(base, head, change)
     _findings_delta(base, head, change)
     if any(f.severity is Severity.ERROR and not f.suppressed for f in head.findings):
         errors = sum(1 for f in head.findings if f.severity is Severity.ERROR and not f.suppressed)
@@ -399,6 +401,63 @@ def _unreferenced_files(before: _Side, after: _Side, change: ChangeSet) -> Itera
         yield Element(
             f"file {path}", path, 1, NONE, "not loaded by the policy: the edit has no effect"
         )
+
+
+MAX_SHAPING_TARGETS = 25
+
+
+def _shaping_effects(
+    base: CheckResult | None, head: CheckResult, change: ChangeSet
+) -> list[dict[str, Any]]:
+    """Effective shaping, before and after, of each destination (and source) whose section changed."""
+    formats = {r.tree_path: r.data_format for r in head.context.model.data_refs if r.tree_path}
+    if base is not None:
+        formats.update(
+            {r.tree_path: r.data_format for r in base.context.model.data_refs if r.tree_path}
+        )
+    targets: dict[tuple[str, str | None], None] = {}
+    for vc in change.value_changes:
+        if formats.get(vc.path) != "shaping" or not vc.key:
+            continue
+        section = vc.key[0]
+        if section in ("default", "provider") or not isinstance(section, str):
+            domains = _shaping_domains(head) or []
+        else:
+            domains = [section]
+        source = str(vc.key[2]) if len(vc.key) > 2 and vc.key[1] == "sources" else None
+        for domain in domains:
+            targets[(domain, source)] = None
+    if not targets:
+        return []
+    from auditor.data.effective_shaping import effective_shaping
+
+    out: list[dict[str, Any]] = []
+    for domain, source in list(targets)[:MAX_SHAPING_TARGETS]:
+        old = {s.key: s for s in effective_shaping(base.context, domain, source)} if base else {}
+        new = {s.key: s for s in effective_shaping(head.context, domain, source)}
+        diffs = [
+            {
+                "key": key,
+                "before": old[key].value if key in old else None,
+                "after": new[key].value if key in new else None,
+                "origin": (new.get(key) or old[key]).origin,
+            }
+            for key in sorted(set(old) | set(new))
+            if (old[key].value if key in old else None) != (new[key].value if key in new else None)
+        ]
+        if diffs:
+            out.append({"domain": domain, "source": source, "changes": diffs})
+    return out
+
+
+def _shaping_domains(result: CheckResult) -> list[str]:
+    """Destination sections named in the policy's shaping files (for changes to defaults/providers)."""
+    names: list[str] = []
+    for ref in result.context.model.data_refs:
+        value = getattr(result.context.data.get(ref.tree_path or ""), "value", None)
+        if ref.data_format == "shaping" and isinstance(value, dict):
+            names += [k for k in value if k not in ("default", "provider") and k not in names]
+    return names
 
 
 def _findings_delta(base: CheckResult | None, head: CheckResult, change: ChangeSet) -> None:
