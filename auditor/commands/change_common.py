@@ -80,6 +80,7 @@ def locate(policy: Path) -> Located:
 
 def run_audit(args: argparse.Namespace, where: Located, base_spec: str | None, head_spec: str):  # type: ignore[no-untyped-def]
     """Audit head_spec as a change from base_spec (None: no previous state)."""
+    from auditor.cache import parse_cache_for
     from auditor.change.audit import audit_change
     from auditor.change.git_snapshot import open_snapshot
     from auditor.config import load_config
@@ -102,7 +103,7 @@ def run_audit(args: argparse.Namespace, where: Located, base_spec: str | None, h
             config,
             entry=args.entry,
             path_map_overrides=overrides,
-            cached=content_cache(where.repo),
+            cached=parse_cache_for(where.repo),
             use_suppressions=not args.no_suppressions,
         )
     finally:
@@ -128,20 +129,6 @@ def cli_overrides(config, args: argparse.Namespace):  # type: ignore[no-untyped-
     if split_codes(args.ignore):
         update["ignore"] = [*config.ignore, *split_codes(args.ignore)]
     return config.replace(**update) if update else config
-
-
-def content_cache(repo: Path):  # type: ignore[no-untyped-def]
-    from auditor import __version__
-    from auditor.cache import ContentCache, default_cache_dir
-    from auditor.kumo.api import load_api
-
-    cache = ContentCache(default_cache_dir(repo))
-    version = f"{__version__}:{load_api().api_hash()}"
-
-    def cached(namespace: str, content_id: str, compute):  # type: ignore[no-untyped-def]
-        return cache.get_or_compute(namespace, content_id, version, compute)
-
-    return cached
 
 
 def exit_status(report, fail_on: str) -> int:  # type: ignore[no-untyped-def]

@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from auditor.cache import parse_cache_for
     from auditor.check import audit_snapshot, resolve_target
     from auditor.config import load_config
     from auditor.kumo.paths import PathMap
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         config,
         entry=entry,
         path_map_overrides=overrides,
-        cached=working_tree_cache(root),
+        cached=parse_cache_for(root),
         use_suppressions=not args.no_suppressions,
     )
     data = RenderInput(
@@ -81,21 +82,3 @@ def with_cli_overrides(config, args: argparse.Namespace):  # type: ignore[no-unt
     if ignore:
         update["ignore"] = [*config.ignore, *ignore]
     return config.replace(**update) if update else config
-
-
-def working_tree_cache(root: Path):  # type: ignore[no-untyped-def]
-    """The content cache's lookup function, or None when the cache module is unavailable or disabled."""
-    try:
-        from auditor.cache import ContentCache, default_cache_dir
-    except ImportError:
-        return None
-    from auditor import __version__
-    from auditor.kumo.api import load_api
-
-    cache = ContentCache(default_cache_dir(root))
-    version = f"{__version__}:{load_api().api_hash()}"
-
-    def cached(namespace: str, content_id: str, compute):  # type: ignore[no-untyped-def]
-        return cache.get_or_compute(namespace, content_id, version, compute)
-
-    return cached

@@ -298,9 +298,9 @@ def run_commit_msg(args: argparse.Namespace) -> int:
 
 
 def run_lint(args: argparse.Namespace) -> int:
+    from auditor.cache import parse_cache_for
     from auditor.change.git_snapshot import open_snapshot
     from auditor.check import audit_snapshot
-    from auditor.commands.change_common import content_cache
     from auditor.config import load_config
     from auditor.findings import Severity, at_or_above
 
@@ -323,7 +323,7 @@ def run_lint(args: argparse.Namespace) -> int:
     root = repo / subdir if subdir else repo
     config, _ = load_config(root, args.config)
     snapshot = open_snapshot(repo, "WORKTREE", subdir or None, size_limit=config.size_limit)
-    result = audit_snapshot(snapshot, config, entry=args.entry, cached=content_cache(repo))
+    result = audit_snapshot(snapshot, config, entry=args.entry, cached=parse_cache_for(repo))
     threshold = Severity.parse(args.fail_on or config.fail_on)
     shown = [f for f in result.findings if not f.suppressed and f.path in wanted]
     for finding in shown:

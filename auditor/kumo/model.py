@@ -328,11 +328,9 @@ class ModelBuilder:
                         write.is_function,
                     )
                 )
+        site_at = {(c.module, c.call.span): c for c in model.calls}
         for edge in model.requires:
-            src = next(
-                (c for c in model.calls if c.module == edge.module and c.call.span == edge.span),
-                None,
-            )
+            src = site_at.get((edge.module, edge.span))
             edge.contexts = src.contexts if src else frozenset()
             if edge.helper is not None:
                 for event in edge.helper.registers_on_require:
