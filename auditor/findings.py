@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import NamedTuple
 
 
 class Severity(str, Enum):
@@ -31,9 +32,11 @@ class Severity(str, Enum):
 _RANK = {Severity.INFO: 1, Severity.WARNING: 2, Severity.ERROR: 3}
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
-    """A 1-based source range; columns count characters, not bytes."""
+class Span(NamedTuple):
+    """A 1-based source range; columns count characters, not bytes.
+
+    A named tuple: parse results hold tens of thousands of spans, and tuples are created, hashed and
+    unpickled in C."""
 
     line: int
     column: int

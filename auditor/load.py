@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from auditor.findings import Finding, Span
 from auditor.kumo.api import KumoApi
-from auditor.kumo.model import ModelBuilder, PolicyModel
+from auditor.kumo.model import ModelBuilder, PolicyModel, builtin_modules
 from auditor.kumo.paths import PathMap
 from auditor.lua.facts import FileFacts
 from auditor.rules.load import LUA_SYNTAX_ERROR, MISSING_FILE, UNREADABLE_FILE
@@ -152,8 +152,7 @@ class PolicyLoader:
         )
 
     def _missing_modules(self, model: PolicyModel) -> None:
-        # modules kumod itself provides (`require 'sqlite'`, `require 'redis'`, ...)
-        builtin = {name.split(".", 1)[0] for name in self.api.functions}
+        builtin = builtin_modules(self.api)  # `require 'sqlite'`, `require 'redis'`, ...
         for edge in model.requires:
             if edge.target is not None or edge.helper is not None:
                 continue

@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every test gets its own cache directory, so no test sees another's cached results."""
     monkeypatch.setenv("KUMO_AUDIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 
@@ -43,17 +45,25 @@ def audit(root: Path, **kwargs):  # type: ignore[no-untyped-def]
 def codes_at(findings, prefix: str = "") -> list[tuple[str, int, int]]:  # type: ignore[no-untyped-def]
     """(code, line, column) of unsuppressed findings whose code starts with `prefix`, sorted."""
     return sorted(
-        (f.code, f.line, f.column) for f in findings if f.code.startswith(prefix) and not f.suppressed
+        (f.code, f.line, f.column)
+        for f in findings
+        if f.code.startswith(prefix) and not f.suppressed
     )
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m auditor ARGS` as a real subprocess."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "auditor", *args],
-        cwd=cwd or ROOT, env=full_env, capture_output=True, text=True, input=stdin, timeout=120,
+        cwd=cwd or ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=120,
     )
 
 

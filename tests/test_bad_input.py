@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import audit, codes_at, run_cli, write_tree
 
@@ -20,7 +17,10 @@ def assert_one_line_error(proc, fragment: str) -> None:  # type: ignore[no-untyp
 
 
 def test_broken_lua_is_e101_with_lua_message_and_column(tmp_path: Path) -> None:
-    write_tree(tmp_path, {"init.lua": "local kumo = require 'kumo'\nkumo.on('init', function()\n  x = = 1\nend)\n"})
+    write_tree(
+        tmp_path,
+        {"init.lua": "local kumo = require 'kumo'\nkumo.on('init', function()\n  x = = 1\nend)\n"},
+    )
     findings = audit(tmp_path).findings
     assert codes_at(findings) == [("E101", 3, 7)]
     assert "unexpected symbol near '='" in findings[0].message
@@ -32,22 +32,28 @@ def test_invalid_lua_that_tree_sitter_accepts_is_still_e101(tmp_path: Path) -> N
 
 
 def test_broken_module_does_not_stop_the_rest(tmp_path: Path) -> None:
-    write_tree(tmp_path, {
-        "init.lua": "local a = require 'a'\nlocal b = require 'b'\n",
-        "a.lua": "return {\n",
-        "b.lua": GOOD_MODULE,
-    })
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": "local a = require 'a'\nlocal b = require 'b'\n",
+            "a.lua": "return {\n",
+            "b.lua": GOOD_MODULE,
+        },
+    )
     result = audit(tmp_path)
     assert codes_at(result.findings) == [("E101", 2, 1)]
     assert "b.lua" in result.context.model.modules
 
 
 def test_binary_file_and_invalid_utf8_are_e102(tmp_path: Path) -> None:
-    write_tree(tmp_path, {
-        "init.lua": "local a = require 'a'\nlocal b = require 'b'\n",
-        "a.lua": b"\x00\x01\x02ELF",
-        "b.lua": b"return '\xff\xfe'\n",
-    })
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": "local a = require 'a'\nlocal b = require 'b'\n",
+            "a.lua": b"\x00\x01\x02ELF",
+            "b.lua": b"return '\xff\xfe'\n",
+        },
+    )
     findings = audit(tmp_path).findings
     assert codes_at(findings) == [("E102", 1, 1), ("E102", 1, 1)]
     messages = sorted(f.message for f in findings)
@@ -73,27 +79,37 @@ def test_deeply_nested_tables_are_e101_not_a_crash(tmp_path: Path) -> None:
 
 
 def test_require_cycle_is_e105(tmp_path: Path) -> None:
-    write_tree(tmp_path, {
-        "init.lua": "local a = require 'a'\n",
-        "a.lua": "local b = require 'b'\nreturn {}\n",
-        "b.lua": "local a = require 'a'\nreturn {}\n",
-    })
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": "local a = require 'a'\n",
+            "a.lua": "local b = require 'b'\nreturn {}\n",
+            "b.lua": "local a = require 'a'\nreturn {}\n",
+        },
+    )
     findings = audit(tmp_path).findings
     assert codes_at(findings) == [("E105", 1, 11)]
     assert "a.lua -> b.lua -> a.lua" in findings[0].message
 
 
 def test_missing_module_is_e104_at_the_require(tmp_path: Path) -> None:
-    write_tree(tmp_path, {"init.lua": "local kumo = require 'kumo'\nlocal x = require 'missing.mod'\n"})
+    write_tree(
+        tmp_path, {"init.lua": "local kumo = require 'kumo'\nlocal x = require 'missing.mod'\n"}
+    )
     findings = audit(tmp_path).findings
     assert codes_at(findings) == [("E104", 2, 11)]
 
 
 def test_missing_data_file_is_e104_at_the_reference(tmp_path: Path) -> None:
-    write_tree(tmp_path, {"init.lua": """
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
         local sources = require 'policy-extras.sources'
         sources:setup { '/opt/kumomta/etc/policy/sources.toml' }
-    """})
+    """
+        },
+    )
     assert codes_at(audit(tmp_path).findings) == [("E104", 2, 17)]
 
 
@@ -116,7 +132,9 @@ def test_missing_path_and_missing_init_are_one_line_errors(tmp_path: Path) -> No
 
 
 def test_invalid_configuration_is_a_one_line_error_with_suggestion(tmp_path: Path) -> None:
-    write_tree(tmp_path, {"init.lua": "\n", "kumo-audit.toml": "[thresholds]\nrelay_ipv4_min_prfix = 8\n"})
+    write_tree(
+        tmp_path, {"init.lua": "\n", "kumo-audit.toml": "[thresholds]\nrelay_ipv4_min_prfix = 8\n"}
+    )
     proc = run_cli("check", str(tmp_path))
     assert_one_line_error(proc, "did you mean 'relay_ipv4_min_prefix'")
     write_tree(tmp_path, {"kumo-audit.toml": "select = [\n"})
@@ -125,5 +143,7 @@ def test_invalid_configuration_is_a_one_line_error_with_suggestion(tmp_path: Pat
 
 def test_unwritable_output_is_a_one_line_error(tmp_path: Path) -> None:
     write_tree(tmp_path, {"init.lua": "\n", "blocker": "a file, not a directory\n"})
-    proc = run_cli("check", str(tmp_path), "--format", "json", "--output", str(tmp_path / "blocker" / "x.json"))
+    proc = run_cli(
+        "check", str(tmp_path), "--format", "json", "--output", str(tmp_path / "blocker" / "x.json")
+    )
     assert_one_line_error(proc, "cannot write")

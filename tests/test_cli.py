@@ -35,9 +35,26 @@ def test_json_contract(tmp_path: Path) -> None:
     assert doc["tool"]["name"] == "kumo-audit"
     assert doc["root"] == str(tmp_path)
     (finding,) = doc["findings"]
-    assert set(finding) >= {"code", "name", "severity", "message", "path", "line", "column", "end_line",
-                            "end_column", "fingerprint", "suppressed", "suppression"}
-    assert (finding["code"], finding["path"], finding["line"], finding["column"]) == ("E104", "init.lua", 2, 11)
+    assert set(finding) >= {
+        "code",
+        "name",
+        "severity",
+        "message",
+        "path",
+        "line",
+        "column",
+        "end_line",
+        "end_column",
+        "fingerprint",
+        "suppressed",
+        "suppression",
+    }
+    assert (finding["code"], finding["path"], finding["line"], finding["column"]) == (
+        "E104",
+        "init.lua",
+        2,
+        11,
+    )
     assert doc["summary"]["by_severity"]["error"] == 1
     # deterministic: byte-identical on a second run
     assert run_cli("check", str(tmp_path), "--format", "json").stdout == proc.stdout
@@ -65,8 +82,16 @@ def test_select_ignore_and_fail_on(tmp_path: Path) -> None:
 def test_each_format_to_its_own_output(tmp_path: Path) -> None:
     write_tree(tmp_path, BROKEN)
     out = tmp_path / "out"
-    proc = run_cli("check", str(tmp_path), "--format", "json", "--output", str(out / "a.json"),
-                   "--format", "text")
+    proc = run_cli(
+        "check",
+        str(tmp_path),
+        "--format",
+        "json",
+        "--output",
+        str(out / "a.json"),
+        "--format",
+        "text",
+    )
     assert proc.returncode == 1
     assert json.loads((out / "a.json").read_text())["findings"][0]["code"] == "E104"
     assert proc.stdout.startswith("init.lua:2:11: E104")

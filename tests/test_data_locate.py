@@ -159,6 +159,6 @@ def test_located_results_survive_pickling_for_the_cache() -> None:
 
     from auditor.data.locate import load_located
 
-    for text, fmt in (('{"a": {"b": [1, 2]}}', "json"), ('[a]\nb = 1\n', "toml")):
+    for text, fmt in (('{"a": {"b": [1, 2]}}', "json"), ("[a]\nb = 1\n", "toml")):
         located = pickle.loads(pickle.dumps(load_located(text, fmt)))
         assert located.value_span(("a",)).line == 1

@@ -64,7 +64,9 @@ def test_numbers_follow_lua_rules(lua: str, expected: float) -> None:
 
 
 def test_table_keeps_positions_and_unknowns() -> None:
-    value = evaluate("{ listen = '0.0.0.0:25', relay_hosts = { '10.0.0.0/8', other }, [\"k\"] = true, 5 }")
+    value = evaluate(
+        "{ listen = '0.0.0.0:25', relay_hosts = { '10.0.0.0/8', other }, [\"k\"] = true, 5 }"
+    )
     assert isinstance(value, Table)
     relay = value.get("relay_hosts")
     assert isinstance(relay, Table)

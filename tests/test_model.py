@@ -59,7 +59,9 @@ return M
 
 
 def build(root: Path) -> PolicyModel:
-    loader = PolicyLoader(FsSnapshot(root), "policy/init.lua", PathMap.default_for("policy/init.lua"), load_api())
+    loader = PolicyLoader(
+        FsSnapshot(root), "policy/init.lua", PathMap.default_for("policy/init.lua"), load_api()
+    )
     return loader.load().model
 
 
@@ -89,7 +91,9 @@ def test_scopes_follow_aliases_local_functions_and_modules(tmp_path: Path) -> No
 def test_memoized_function_runs_where_it_is_called(tmp_path: Path) -> None:
     write_tree(tmp_path, {"policy/init.lua": POLICY, "policy/auth.lua": AUTH})
     model = build(tmp_path)
-    memo_fn = next(f for f in model.modules["policy/init.lua"].facts.functions if f.params == ["user"])
+    memo_fn = next(
+        f for f in model.modules["policy/init.lua"].facts.functions if f.params == ["user"]
+    )
     assert model.contexts_of("policy/init.lua", memo_fn.id) == {"smtp_server_message_received"}
 
 
@@ -111,9 +115,13 @@ def test_helper_setups_register_handlers_and_name_data_files(tmp_path: Path) -> 
 
 def test_globals_are_recorded_with_their_context(tmp_path: Path) -> None:
     write_tree(tmp_path, {"init.lua": "kumo.on('init', function() counter = 1 end)\nflag = true\n"})
-    loader = PolicyLoader(FsSnapshot(tmp_path), "init.lua", PathMap.default_for("init.lua"), load_api())
+    loader = PolicyLoader(
+        FsSnapshot(tmp_path), "init.lua", PathMap.default_for("init.lua"), load_api()
+    )
     model = loader.load().model
-    assert {(g.name, g.span.line, g.span.column, tuple(sorted(g.contexts))) for g in model.globals} == {
+    assert {
+        (g.name, g.span.line, g.span.column, tuple(sorted(g.contexts))) for g in model.globals
+    } == {
         ("counter", 1, 28, ("init",)),
         ("flag", 2, 1, ("file",)),
     }

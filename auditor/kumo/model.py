@@ -127,6 +127,14 @@ class PolicyModel:
     load_findings: list[Finding] = field(default_factory=list)
     function_contexts: dict[tuple[str, int], Contexts] = field(default_factory=dict)
 
+    def site_at(self, module: str, span: Span) -> CallSite | None:
+        """The call site of a module whose whole call is at `span` (indexed on first use)."""
+        index = self.__dict__.get("_site_index")
+        if index is None:
+            index = {(c.module, c.call.span): c for c in self.calls}
+            self.__dict__["_site_index"] = index
+        return index.get((module, span))
+
     def calls_to(self, *names: str) -> Iterator[CallSite]:
         """Calls whose callee is one of the dotted names (e.g. ``kumo.start_esmtp_listener``)."""
         wanted = {tuple(n.split(".")) for n in names}
@@ -171,6 +179,7 @@ class ModelBuilder:
         self._load_file = load_file  # (tree_path) -> tuple[FileFacts, str] | None
         self._exists = exists  # (tree_path) -> bool
         self._entry_dir = entry.rsplit("/", 1)[0] if "/" in entry else ""
+        self._builtin_modules = builtin_modules(api)
 
     def build(self) -> PolicyModel:
         self._load_module(self.model.entry, None, ())
@@ -223,7 +232,7 @@ class ModelBuilder:
         """Tree path of the module `require(name)` loads, or None (KumoMTA-bundled or not in the tree)."""
         if name == "kumo" or self.model.api.helper_for_module(name) is not None:
             return None
-        if any(f.startswith(name + ".") for f in self.model.api.functions):
+        if name in self._builtin_modules:
             return None  # a module kumod provides itself (sqlite, redis, ...)
         rel = name.replace(".", "/")
         candidates: list[str] = []
@@ -328,9 +337,8 @@ class ModelBuilder:
                         write.is_function,
                     )
                 )
-        site_at = {(c.module, c.call.span): c for c in model.calls}
         for edge in model.requires:
-            src = site_at.get((edge.module, edge.span))
+            src = model.site_at(edge.module, edge.span)
             edge.contexts = src.contexts if src else frozenset()
             if edge.helper is not None:
                 for event in edge.helper.registers_on_require:
@@ -453,6 +461,15 @@ class ModelBuilder:
         )
         self.model.data_refs.append(ref)
         return ref
+
+
+def builtin_modules(api: KumoApi) -> frozenset[str]:
+    """Modules kumod itself provides to `require` (`kumo`, `sqlite`, `redis`, ...), from the API table."""
+    names: set[str] = set()
+    for function in api.functions:
+        parts = function.split(".")
+        names.update(".".join(parts[:i]) for i in range(1, len(parts)))
+    return frozenset(names)
 
 
 _DATA_LOADERS = {

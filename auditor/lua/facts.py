@@ -25,7 +25,7 @@ Path = tuple[object, ...]
 FILE_LEVEL = -1  # `func` of code that runs when the file itself runs
 
 
-@dataclass(slots=True)
+@dataclass
 class FunctionDef:
     id: int
     name: str | None
@@ -35,7 +35,7 @@ class FunctionDef:
     body: tuple[int, int]  # byte range of the body (see digest_of)
 
 
-@dataclass(slots=True)
+@dataclass
 class CallFact:
     callee: Path
     text: str  # callee as written
@@ -48,7 +48,7 @@ class CallFact:
     in_condition: bool = False  # inside an if/loop body: may not run
 
 
-@dataclass(slots=True)
+@dataclass
 class GlobalWrite:
     name: str
     span: Span
@@ -56,14 +56,14 @@ class GlobalWrite:
     is_function: bool = False
 
 
-@dataclass(slots=True)
+@dataclass
 class MemberUse:
     path: Path  # base path + member
     span: Span
     func: int
 
 
-@dataclass(slots=True)
+@dataclass
 class Statement:
     """A top-level statement, hashed without comments and whitespace (for semantic diffs)."""
 
@@ -73,7 +73,7 @@ class Statement:
     label: str
 
 
-@dataclass(slots=True)
+@dataclass
 class Comment:
     line: int
     column: int
@@ -82,7 +82,7 @@ class Comment:
     standalone: bool  # nothing but whitespace before it on its line
 
 
-@dataclass(slots=True)
+@dataclass
 class FileFacts:
     functions: list[FunctionDef] = field(default_factory=list)
     calls: list[CallFact] = field(default_factory=list)

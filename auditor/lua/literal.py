@@ -21,7 +21,7 @@ MAX_DEPTH = 200  # Lua itself refuses deeper nesting (LUAI_MAXCCALLS)
 Scalar = Union[str, int, float, bool, None]
 
 
-@dataclass(slots=True)
+@dataclass
 class Lit:
     value: Scalar
     span: Span
@@ -32,7 +32,7 @@ class Lit:
         return self.value
 
 
-@dataclass(slots=True)
+@dataclass
 class Unknown:
     """A value that is not a literal (a variable, a call, an operation)."""
 
@@ -45,14 +45,14 @@ class Unknown:
         return self
 
 
-@dataclass(slots=True)
+@dataclass
 class Entry:
     key: Scalar | Unknown  # None for positional entries before numbering
     value: Value
     key_span: Span | None  # None for positional entries
 
 
-@dataclass(slots=True)
+@dataclass
 class Table:
     entries: list[Entry]
     span: Span

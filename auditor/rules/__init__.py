@@ -1,3 +1,13 @@
 """The rule catalog: importing this package registers every rule family exactly once."""
 
-from auditor.rules import api_use, change, data, delivery, load, references, reload, security, suppression  # noqa: F401
+from auditor.rules import (  # noqa: F401
+    api_use,
+    change,
+    data,
+    delivery,
+    load,
+    references,
+    reload,
+    security,
+    suppression,
+)

@@ -56,11 +56,6 @@ class LoadOrder:
         return (*self.module_key(module), span.line, span.column)
 
 
-def site_index(model: PolicyModel) -> dict[tuple[str, Span], CallSite]:
-    """Call sites by (module, whole-call span)."""
-    return {(site.module, site.call.span): site for site in model.calls}
-
-
 def handler_contexts(contexts: Iterable[str]) -> list[str]:
     """The event names among `contexts` (everything but the file level), sorted."""
     return sorted(c for c in contexts if c != FILE)
@@ -115,8 +110,8 @@ def setup_label(setup: HelperSetup) -> str:
     return setup.site.call.text
 
 
-def _conditional(sites: dict[tuple[str, Span], CallSite], module: str, span: Span) -> bool:
-    site = sites.get((module, span))
+def _conditional(model: PolicyModel, module: str, span: Span) -> bool:
+    site = model.site_at(module, span)
     return site is not None and site.call.in_condition
 
 
@@ -208,7 +203,6 @@ def _source_text(model: PolicyModel, module: str, span: Span) -> str:
 def _check_duplicate_handler(ctx: Any) -> Iterator[Finding]:
     model, api = ctx.model, ctx.api
     order = LoadOrder(model)
-    sites = site_index(model)
     by_event: dict[str, list[tuple[OrderKey, Handler, str]]] = {}
     for handler, label in _registrations(model):
         if api.is_multi(handler.event):
@@ -220,9 +214,9 @@ def _check_duplicate_handler(ctx: Any) -> Iterator[Finding]:
             continue
         regs.sort(key=lambda r: r[0])
         _, first, first_label = regs[0]
-        first_cond = _conditional(sites, first.module, first.span)
+        first_cond = _conditional(model, first.module, first.span)
         for _, handler, label in regs[1:]:
-            if first_cond and _conditional(sites, handler.module, handler.span):
+            if first_cond and _conditional(model, handler.module, handler.span):
                 continue  # both in branches: possibly exclusive
             subject = (
                 "a second handler is registered"
