@@ -19,6 +19,7 @@ the disk layer off silently: the cache is an optimisation, never a reason to fai
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import pickle
@@ -301,9 +302,26 @@ def parse_cache_for(root: Path):  # type: ignore[no-untyped-def]
     from auditor.kumo.api import load_api
 
     cache = ContentCache(default_cache_dir(root))
-    version = f"{__version__}:{load_api().api_hash()}"
+    version = f"{__version__}:{load_api().api_hash()}:{code_fingerprint()}"
 
     def cached(namespace: str, content_id: str, compute):  # type: ignore[no-untyped-def]
         return cache.get_or_compute(namespace, content_id, version, compute)
 
     return cached
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """Identifies this installation's code (file names, sizes, modification times), so results cached
+    by one build of kumo-audit are never served to another with the same version number."""
+    package = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for directory, dirnames, filenames in os.walk(package):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            if name.endswith((".py", ".toml")):
+                st = os.stat(os.path.join(directory, name))
+                h.update(
+                    f"{directory[len(str(package)) :]}/{name}:{st.st_size}:{st.st_mtime_ns}\n".encode()
+                )
+    return h.hexdigest()[:16]

@@ -9,7 +9,6 @@ from typing import Any
 
 from auditor.config import DEFAULT, Config
 from auditor.errors import AuditError
-from auditor.filter import apply_filters
 from auditor.findings import Finding, Severity, Span, Suppression, dedupe_fingerprints
 from auditor.kumo.api import KumoApi, load_api
 from auditor.kumo.model import PolicyModel
@@ -92,12 +91,127 @@ def audit_snapshot(
     use_suppressions: bool = True,
     today: Any = None,
 ) -> CheckResult:
-    """Run the whole check pipeline on one snapshot."""
-    import auditor.rules  # noqa: F401  (fills the registry)
+    """Run the whole check pipeline on one snapshot.
+
+    With `cached`, the whole result is also cached under everything it depends on (every file's
+    content id, the configuration, the options, the day), so an unchanged tree is not audited again.
+    """
+    import datetime
 
     api = load_api()
     entry = find_entry(snapshot, entry or config.entry)
     path_map = make_path_map(entry, config, path_map_overrides)
+    today = today or datetime.date.today()
+
+    def compute() -> StoredResult:
+        result = _audit(snapshot, config, entry, path_map, api, cached, use_suppressions, today)
+        ctx = result.context
+        return StoredResult(
+            result.entry, result.findings, result.suppressions, ctx.model, ctx.texts, ctx.data
+        )
+
+    stored: StoredResult = (
+        compute()
+        if cached is None
+        else _cached_result(
+            cached,
+            snapshot_key(snapshot, config, entry, path_map, use_suppressions, today, api),
+            compute,
+        )
+    )
+    stored.model.api = api
+    context = AuditContext(
+        stored.model, api, config, snapshot, dict(stored.texts), dict(stored.data)
+    )
+    return CheckResult(stored.entry, list(stored.findings), context, list(stored.suppressions))
+
+
+@dataclass
+class StoredResult:
+    """What the result cache keeps of a check (the model without its API table)."""
+
+    entry: str
+    findings: list[Finding]
+    suppressions: list[Suppression]
+    model: PolicyModel
+    texts: dict[str, str]
+    data: dict[str, Any]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        model = state["model"]
+        state["model"] = _without_api(model)
+        return state
+
+
+def _cached_result(
+    cached: Any, key: str | None, compute: Callable[[], StoredResult]
+) -> StoredResult:
+    return compute() if key is None else cached("result", key, compute)
+
+
+def _without_api(model: PolicyModel) -> PolicyModel:
+    import copy
+
+    clone = copy.copy(model)
+    clone.api = None  # type: ignore[assignment]  # reattached after loading: it is large and shared
+    clone.__dict__.pop("_site_index", None)
+    return clone
+
+
+def snapshot_key(
+    snapshot: Snapshot,
+    config: Config,
+    entry: str,
+    path_map: PathMap,
+    use_suppressions: bool,
+    today: Any,
+    api: KumoApi,
+) -> str | None:
+    """Everything a check result depends on, hashed: each file and its content id, problems seen while
+    listing, the configuration, the entry and path map, suppressions on or off, the day (suppressions
+    and waivers expire) and the API table (the tool version is part of every cache key)."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    for path in snapshot.files():
+        content_id = snapshot.content_id(path)
+        if content_id is None:
+            return None  # a file that cannot be read: its finding may depend on more than its id
+        h.update(f"{path}\0{content_id}\n".encode())
+    for problem in snapshot.problems():
+        h.update(f"!{problem.path}\0{problem.reason}\n".encode())
+    h.update(
+        json.dumps(
+            [
+                config.as_dict(),
+                entry,
+                path_map.as_dict(),
+                use_suppressions,
+                str(today),
+                api.api_hash(),
+                snapshot.size_limit,
+            ],
+            sort_keys=True,
+            default=str,
+        ).encode()
+    )
+    return h.hexdigest()
+
+
+def _audit(
+    snapshot: Snapshot,
+    config: Config,
+    entry: str,
+    path_map: PathMap,
+    api: KumoApi,
+    cached: Callable[[str, str, Callable[[], object]], object] | None,
+    use_suppressions: bool,
+    today: Any,
+) -> CheckResult:
+    from auditor.filter import apply_filters
+
     loader = PolicyLoader(snapshot, entry, path_map, api, cached)
     loaded = loader.load()
     context = AuditContext(loaded.model, api, config, snapshot, loaded.texts)

@@ -40,3 +40,35 @@ def test_check_imports_no_heavy_libraries(tmp_path: Path) -> None:
 def test_policy_without_data_files_never_needs_pydantic(tmp_path: Path) -> None:
     write_tree(tmp_path / "p", {"init.lua": "local kumo = require 'kumo'\n"})
     assert probe("check", str(tmp_path / "p"), cache=tmp_path / "cache") == ""
+
+
+def test_unchanged_tree_is_served_from_the_result_cache(tmp_path: Path) -> None:
+    """A second check of the same tree imports no rule module: the whole result is cached."""
+    cache = tmp_path / "cache"
+    example = ROOT / "examples" / "acme-mta"
+    probe("check", str(example), cache=cache)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KUMO_AUDIT_CACHE_DIR": str(cache)}
+    code = (
+        "import sys; from auditor.cli import main; main(sys.argv[1:]); "
+        "print('RULES:' + ','.join(sorted(m for m in sys.modules if m.startswith('auditor.rules.'))))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "check", str(example)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RULES:"))
+    assert "auditor.rules.security" not in line
+    assert "R101" in proc.stdout  # the cached findings are still reported
+
+
+def test_editing_a_file_invalidates_the_cached_result(tmp_path: Path) -> None:
+    policy = write_tree(tmp_path / "p", {"init.lua": "local kumo = require 'kumo'\n"})
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KUMO_AUDIT_CACHE_DIR": str(tmp_path / "cache")}
+    run = [sys.executable, "-m", "auditor", "check", str(policy)]
+    assert subprocess.run(run, env=env, capture_output=True, timeout=120).returncode == 0
+    write_tree(policy, {"init.lua": "local kumo = require 'kumo'\nlocal m = require 'missing'\n"})
+    proc = subprocess.run(run, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "E104" in proc.stdout

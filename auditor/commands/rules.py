@@ -19,7 +19,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _catalog():  # type: ignore[no-untyped-def]
-    import auditor.rules  # noqa: F401
     from auditor.rules.registry import all_rules
 
     return all_rules()

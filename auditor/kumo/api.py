@@ -199,6 +199,15 @@ class HelperSpec:
         """What calling ``method`` returns (see module docstring for the values)."""
         return self.returns_by_method.get(method, self.setup_returns)
 
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        # cached models refer to helpers by key; the spec itself comes from this process's table
+        return (helper_spec, (self.key,))
+
+
+def helper_spec(key: str) -> HelperSpec:
+    """The helper `key` of the API table (how pickled references to helpers are restored)."""
+    return load_api().helpers[key]
+
 
 @dataclass(frozen=True, eq=False)
 class KumoApi:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-
-from tree_sitter import Node
+from typing import TYPE_CHECKING
 
 from auditor.findings import Span
 from auditor.lazyre import lazy
 from auditor.lua.literal import Evaluator, Lit, Unknown, Value
-from auditor.lua.syntax import LineIndex, parse
+
+if TYPE_CHECKING:  # the syntax tree is needed only while extracting, not to load cached facts
+    from tree_sitter import Node
 
 Path = tuple[object, ...]
 
@@ -136,6 +137,8 @@ class _Const:
 
 class _Extractor:
     def __init__(self, source: bytes) -> None:
+        from auditor.lua.syntax import LineIndex
+
         self.index = LineIndex(source)
         self.facts = FileFacts()
         self.scope = _Scope(None)
@@ -593,6 +596,8 @@ def _label(node: Node) -> str:
 
 def extract(source: bytes) -> FileFacts:
     """Parse `source` (UTF-8 Lua) and extract its facts."""
+    from auditor.lua.syntax import parse
+
     tree = parse(source)
     extractor = _Extractor(source)
     extractor.facts.has_error = tree.root_node.has_error

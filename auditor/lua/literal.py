@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Union
-
-from tree_sitter import Node
+from typing import TYPE_CHECKING, Union
 
 from auditor.findings import Span
-from auditor.lua.syntax import LineIndex
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
+    from auditor.lua.syntax import LineIndex
 
 MAX_DEPTH = 200  # Lua itself refuses deeper nesting (LUAI_MAXCCALLS)
 

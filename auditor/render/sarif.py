@@ -58,7 +58,6 @@ def render(data: RenderInput, *, color: bool = False) -> str:
 
 
 def _rules_for(findings: list[Finding]) -> list[dict[str, Any]]:
-    import auditor.rules  # noqa: F401  (importing the catalog fills the registry)
     from auditor.rules.registry import get
 
     first: dict[str, Finding] = {}

@@ -1,13 +1,21 @@
-"""The rule catalog: importing this package registers every rule family exactly once."""
+"""The rule catalog. `load_all()` registers every rule family exactly once; the registry calls it
+before answering, so importing one family (e.g. for its metadata) does not import them all."""
 
-from auditor.rules import (  # noqa: F401
-    api_use,
-    change,
-    data,
-    delivery,
-    load,
-    references,
-    reload,
-    security,
-    suppression,
+from importlib import import_module
+
+FAMILIES = (
+    "load",
+    "api_use",
+    "data",
+    "references",
+    "reload",
+    "security",
+    "delivery",
+    "change",
+    "suppression",
 )
+
+
+def load_all() -> None:
+    for family in FAMILIES:
+        import_module(f"auditor.rules.{family}")

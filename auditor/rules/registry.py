@@ -139,12 +139,26 @@ def make_meta(code: str, name: str, severity: str, summary: str, **kw: Any) -> R
     )
 
 
+_loaded = False
+
+
+def _ensure_loaded() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        from auditor.rules import load_all
+
+        load_all()
+
+
 def all_rules() -> list[Rule]:
-    """Every registered rule, sorted by code (importing `auditor.rules` fills the registry)."""
+    """Every registered rule, sorted by code."""
+    _ensure_loaded()
     return [_RULES[c] for c in sorted(_RULES)]
 
 
 def get(code: str) -> Rule | None:
+    _ensure_loaded()
     return _RULES.get(code.upper())
 
 
