@@ -139,16 +139,36 @@ def make_meta(code: str, name: str, severity: str, summary: str, **kw: Any) -> R
     )
 
 
-_loaded = False
+_loaded: set[str] = set()
+
+# Which family module defines the codes with a prefix (see auditor.rules.FAMILIES).
+_FAMILY_OF_PREFIX = {
+    "E1": "load",
+    "E2": "api_use",
+    "E3": "data",
+    "E4": "references",
+    "R": "reload",
+    "S": "security",
+    "D": "delivery",
+    "C": "change",
+    "X": "suppression",
+}
 
 
-def _ensure_loaded() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        from auditor.rules import load_all
+def _ensure_loaded(code: str | None = None) -> None:
+    """Import the family that defines `code`, or every family; the hook needs only a few."""
+    from importlib import import_module
 
-        load_all()
+    from auditor.rules import FAMILIES
+
+    families = FAMILIES
+    if code is not None:
+        family = _FAMILY_OF_PREFIX.get(code[:2]) or _FAMILY_OF_PREFIX.get(code[:1])
+        families = (family,) if family else FAMILIES
+    for family in families:
+        if family not in _loaded:
+            _loaded.add(family)
+            import_module(f"auditor.rules.{family}")
 
 
 def all_rules() -> list[Rule]:
@@ -158,12 +178,17 @@ def all_rules() -> list[Rule]:
 
 
 def get(code: str) -> Rule | None:
-    _ensure_loaded()
-    return _RULES.get(code.upper())
+    code = code.upper()
+    if code not in _RULES:
+        _ensure_loaded(code)
+    return _RULES.get(code)
 
 
 def iter_checks(*, change: bool = False) -> Iterator[Rule]:
-    for r in all_rules():
+    """The rules with a check of their own: the change rules, or every other one."""
+    _ensure_loaded("C101" if change else None)
+    for code in sorted(_RULES):
+        r = _RULES[code]
         if r.check is not None and r.meta.change == change:
             yield r
 
