@@ -334,35 +334,11 @@ def run_lint(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m auditor.commands.hook HOOK ...`: what the installed Git hooks run. Same exit-code
-    contract as `kumo-audit hook`, without building the parsers of every other command."""
-    from auditor.errors import AuditError as _AuditError
+    """`python -m auditor.commands.hook HOOK ...`: what the installed Git hooks run (the same as
+    `kumo-audit hook HOOK ...`)."""
+    from auditor.cli import main as cli_main
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    argv = [a for a in argv if a != "--debug"]
-    parser = argparse.ArgumentParser(prog="kumo-audit")
-    register(parser.add_subparsers(dest="command"))
-    try:
-        args = parser.parse_args(["hook", *argv])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    try:
-        return int(args.func(args))
-    except _AuditError as exc:
-        print(f"kumo-audit: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("kumo-audit: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # one line; a traceback only with --debug
-        if debug:
-            raise
-        print(
-            f"kumo-audit: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
-            file=sys.stderr,
-        )
-        return 2
+    return cli_main(["hook", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
