@@ -299,10 +299,10 @@ def parse_cache_for(root: Path):  # type: ignore[no-untyped-def]
     """The lookup the audit pipeline takes (`cached(namespace, content_id, compute)`), backed by the
     cache for `root`; entries are keyed by tool version and API table, so an upgrade never reuses them."""
     from auditor import __version__
-    from auditor.kumo.api import load_api
+    from auditor.kumo.digest import api_table_digest
 
     cache = ContentCache(default_cache_dir(root))
-    version = f"{__version__}:{load_api().api_hash()}:{code_fingerprint()}"
+    version = f"{__version__}:{api_table_digest()}:{code_fingerprint()}"
 
     def cached(namespace: str, content_id: str, compute):  # type: ignore[no-untyped-def]
         return cache.get_or_compute(namespace, content_id, version, compute)

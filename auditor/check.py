@@ -5,18 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditor.config import DEFAULT, Config
 from auditor.errors import AuditError
 from auditor.findings import Finding, Severity, Span, Suppression, dedupe_fingerprints
-from auditor.kumo.api import KumoApi, load_api
-from auditor.kumo.model import PolicyModel
+from auditor.kumo.digest import api_table_digest
 from auditor.kumo.paths import PathMap
-from auditor.load import PolicyLoader, decode_text
-from auditor.rules import registry
-from auditor.rules.load import MISSING_FILE, UNREADABLE_FILE
 from auditor.snapshot import FileProblem, Snapshot
+
+if TYPE_CHECKING:  # the pipeline's modules load only when a tree is actually audited
+    from auditor.kumo.api import KumoApi
+    from auditor.kumo.model import PolicyModel
+    from auditor.load import PolicyLoader
 
 ENTRY_CANDIDATES = (
     "init.lua",
@@ -51,15 +52,34 @@ class CheckResult:
         return [f for f in self.findings if not f.suppressed]
 
     def summary(self) -> dict[str, Any]:
-        counts = {s.value: 0 for s in Severity}
-        for finding in self.counted():
-            counts[finding.severity.value] += 1
-        return {
-            "files": len(self.context.texts),
-            "findings": len(self.counted()),
-            "suppressed": len(self.findings) - len(self.counted()),
-            "by_severity": counts,
-        }
+        return summarize(self.findings, len(self.context.texts))
+
+
+@dataclass
+class CheckSummary:
+    """What `kumo-audit check` prints of a result; cached on its own, so an unchanged tree needs
+    none of the pipeline's modules."""
+
+    entry: str
+    findings: list[Finding]
+    suppressions: list[Suppression]
+    files: int
+
+    def summary(self) -> dict[str, Any]:
+        return summarize(self.findings, self.files)
+
+
+def summarize(findings: list[Finding], files: int) -> dict[str, Any]:
+    counted = [f for f in findings if not f.suppressed]
+    counts = {s.value: 0 for s in Severity}
+    for finding in counted:
+        counts[finding.severity.value] += 1
+    return {
+        "files": files,
+        "findings": len(counted),
+        "suppressed": len(findings) - len(counted),
+        "by_severity": counts,
+    }
 
 
 def find_entry(snapshot: Snapshot, configured: str | None) -> str:
@@ -98,6 +118,8 @@ def audit_snapshot(
     """
     import datetime
 
+    from auditor.kumo.api import load_api
+
     api = load_api()
     entry = find_entry(snapshot, entry or config.entry)
     path_map = make_path_map(entry, config, path_map_overrides)
@@ -115,7 +137,7 @@ def audit_snapshot(
         if cached is None
         else _cached_result(
             cached,
-            snapshot_key(snapshot, config, entry, path_map, use_suppressions, today, api),
+            snapshot_key(snapshot, config, entry, path_map, use_suppressions, today),
             compute,
         )
     )
@@ -144,6 +166,44 @@ class StoredResult:
         return state
 
 
+def check_tree(
+    snapshot: Snapshot,
+    config: Config = DEFAULT,
+    *,
+    entry: str | None = None,
+    path_map_overrides: dict[str, str] | None = None,
+    cached: Callable[[str, str, Callable[[], object]], object] | None = None,
+    use_suppressions: bool = True,
+    today: Any = None,
+) -> CheckSummary:
+    """`audit_snapshot` for callers that only report findings: with a cache, an unchanged tree is
+    answered from its summary without loading the model, the rules or the data schemas."""
+    import datetime
+
+    today = today or datetime.date.today()
+    resolved = find_entry(snapshot, entry or config.entry)
+    path_map = make_path_map(resolved, config, path_map_overrides)
+
+    def compute() -> CheckSummary:
+        result = audit_snapshot(
+            snapshot,
+            config,
+            entry=resolved,
+            path_map_overrides=path_map_overrides,
+            cached=cached,
+            use_suppressions=use_suppressions,
+            today=today,
+        )
+        return CheckSummary(
+            result.entry, result.findings, result.suppressions, len(result.context.texts)
+        )
+
+    if cached is None:
+        return compute()
+    key = snapshot_key(snapshot, config, resolved, path_map, use_suppressions, today)
+    return compute() if key is None else cached("summary", key, compute)  # type: ignore[return-value]
+
+
 def _cached_result(
     cached: Any, key: str | None, compute: Callable[[], StoredResult]
 ) -> StoredResult:
@@ -166,7 +226,6 @@ def snapshot_key(
     path_map: PathMap,
     use_suppressions: bool,
     today: Any,
-    api: KumoApi,
 ) -> str | None:
     """Everything a check result depends on, hashed: each file and its content id, problems seen while
     listing, the configuration, the entry and path map, suppressions on or off, the day (suppressions
@@ -190,7 +249,7 @@ def snapshot_key(
                 path_map.as_dict(),
                 use_suppressions,
                 str(today),
-                api.api_hash(),
+                api_table_digest(),
                 snapshot.size_limit,
             ],
             sort_keys=True,
@@ -211,6 +270,8 @@ def _audit(
     today: Any,
 ) -> CheckResult:
     from auditor.filter import apply_filters
+    from auditor.load import PolicyLoader
+    from auditor.rules import registry
 
     loader = PolicyLoader(snapshot, entry, path_map, api, cached)
     loaded = loader.load()
@@ -233,6 +294,9 @@ def load_data_files(
     cached: Callable[[str, str, Callable[[], object]], object] | None,
 ) -> Iterable[Finding]:
     """Validate every data file the policy loads (once per file); report missing ones at the reference."""
+    from auditor.load import decode_text
+    from auditor.rules.load import MISSING_FILE, UNREADABLE_FILE
+
     seen: set[str] = set()
     for ref in context.model.data_refs:
         if ref.tree_path is None:

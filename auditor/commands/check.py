@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from auditor.cache import parse_cache_for
-    from auditor.check import audit_snapshot, resolve_target
+    from auditor.check import check_tree, resolve_target
     from auditor.config import load_config
     from auditor.kumo.paths import PathMap
     from auditor.render import render
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     config = with_cli_overrides(config, args)
     overrides = dict(PathMap.parse_option(o) for o in args.path_map)
     snapshot = FsSnapshot(root, size_limit=config.size_limit)
-    result = audit_snapshot(
+    result = check_tree(
         snapshot,
         config,
         entry=entry,
