@@ -20,7 +20,7 @@ COMMANDS = {
     "shaping": "auditor.commands.shaping",
     "config": "auditor.commands.config_cmd",
     "schema": "auditor.commands.schema",
-    "runbook": "auditor.runbook.cli",
+    "runbook": "auditor.commands.runbook",
 }
 
 
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
-    from auditor.errors import AuditError
+    from auditor.core.errors import AuditError
 
     try:
         return int(args.func(args))

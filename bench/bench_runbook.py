@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from auditor.findings import Finding, Severity, Span  # noqa: E402
+from auditor.core.findings import Finding, Severity, Span  # noqa: E402
 from auditor.runbook.model import Actor, Change, ChangedFile  # noqa: E402
 from auditor.runbook.query import Filters, records, select  # noqa: E402
 from auditor.runbook.record import EntryDraft, record_many  # noqa: E402

@@ -36,8 +36,8 @@ def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
 
 def audit(root: Path, **kwargs):  # type: ignore[no-untyped-def]
     """Run the check pipeline in-process on a directory."""
-    from auditor.check import audit_snapshot
-    from auditor.snapshot import FsSnapshot
+    from auditor.pipeline.stages import audit_snapshot
+    from auditor.source.snapshot import FsSnapshot
 
     return audit_snapshot(FsSnapshot(root), **kwargs)
 

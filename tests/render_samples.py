@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import auditor.rules  # noqa: F401  (fills the registry)
-from auditor.findings import Finding, Severity, Span, Suppression
+from auditor.core.findings import Finding, Severity, Span, Suppression
 from auditor.render.base import RenderInput
 from auditor.rules.registry import get
 

@@ -63,8 +63,8 @@ def test_binary_file_and_invalid_utf8_are_e102(tmp_path: Path) -> None:
 
 def test_file_over_size_limit_is_e102(tmp_path: Path) -> None:
     write_tree(tmp_path, {"init.lua": "local a = require 'a'\n", "a.lua": "-- " + "x" * 200 + "\n"})
-    from auditor.check import audit_snapshot
-    from auditor.snapshot import FsSnapshot
+    from auditor.pipeline.stages import audit_snapshot
+    from auditor.source.snapshot import FsSnapshot
 
     findings = audit_snapshot(FsSnapshot(tmp_path, size_limit=100)).findings
     assert codes_at(findings) == [("E102", 1, 1)]

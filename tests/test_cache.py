@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import auditor.cache as cache_module
-from auditor.cache import ContentCache, default_cache_dir
+import auditor.pipeline.cache as cache_module
+from auditor.pipeline.cache import ContentCache, default_cache_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -107,7 +107,7 @@ def test_concurrent_writers_of_one_key(tmp_path: Path) -> None:
         """
         import sys
         from pathlib import Path
-        from auditor.cache import ContentCache
+        from auditor.pipeline.cache import ContentCache
         tag = sys.argv[2]
         for i in range(150):
             cache = ContentCache(Path(sys.argv[1]))

@@ -6,7 +6,7 @@ import json
 import tomllib
 from pathlib import Path
 
-from auditor.config import DEFAULT, load_config
+from auditor.config.settings import DEFAULT, load_config
 from tests.conftest import run_cli, write_tree
 
 CONFIG = """

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from auditor.core.findings import Span
 from auditor.data.locate import DataSyntaxError, load_located
-from auditor.findings import Span
 
 TOML = '''# comment line
 ["default"]

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from auditor.change.git_snapshot import (
+from auditor.core.errors import AuditError
+from auditor.source.git_snapshot import (
     BlobReader,
     IndexSnapshot,
     RevisionSnapshot,
@@ -22,8 +23,7 @@ from auditor.change.git_snapshot import (
     repo_state,
     resolve_rev,
 )
-from auditor.errors import AuditError
-from auditor.snapshot import FileProblem, FsSnapshot, git_blob_id
+from auditor.source.snapshot import FileProblem, FsSnapshot, git_blob_id
 
 
 @pytest.fixture(autouse=True)

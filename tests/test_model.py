@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from auditor.kumo.api import load_api
+from auditor.kumo.loader import PolicyLoader
 from auditor.kumo.model import FILE, PolicyModel
 from auditor.kumo.paths import PathMap
-from auditor.load import PolicyLoader
-from auditor.snapshot import FsSnapshot
+from auditor.source.snapshot import FsSnapshot
 from tests.conftest import write_tree
 
 POLICY = """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from auditor.findings import Severity, Span
+from auditor.core.findings import Severity, Span
 from auditor.render import render
 from auditor.render.base import RenderInput
 from tests.conftest import run_cli, write_tree

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from auditor.findings import Span
+from auditor.core.findings import Span
 from auditor.render import render
 from auditor.render.base import RenderInput
 from auditor.render.github import escape_data, escape_property

@@ -6,8 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
-from auditor.config import Bound, Config, Thresholds
-from auditor.findings import Severity
+from auditor.config.settings import Bound, Config, Thresholds
+from auditor.core.findings import Severity
 from tests.conftest import audit, codes_at, write_tree
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rules_delivery"

@@ -6,8 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
-from auditor.config import Config, Thresholds
-from auditor.findings import Severity
+from auditor.config.settings import Config, Thresholds
+from auditor.core.findings import Severity
 from tests.conftest import audit, codes_at, run_cli, write_tree
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rules_security"

@@ -10,7 +10,7 @@ import pytest
 from test_runbook_support import at, branch_files, cli, commit_file, git, make_repo
 from test_runbook_support import runbook_env as runbook_env  # the fixture
 
-from auditor.findings import Finding, Severity, Span
+from auditor.core.findings import Finding, Severity, Span
 from auditor.runbook.model import Change, ChangedFile
 from auditor.runbook.record import EntryDraft, ValidatorRun, record
 from auditor.runbook.store import GitStore

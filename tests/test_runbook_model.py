@@ -9,7 +9,7 @@ from typing import get_args
 import pytest
 from test_runbook_support import ROOT
 
-from auditor.runbook.constants import DECISIONS
+from auditor.core.decisions import DECISIONS
 from auditor.runbook.markdown import parse_entry_file, parse_front_matter, render_entry
 from auditor.runbook.model import (
     Decision,
@@ -171,7 +171,7 @@ def test_cli_registration_does_not_import_heavy_libraries(tmp_path: Path) -> Non
 
     code = (
         "import argparse, sys\n"
-        "import auditor.runbook.cli as c\n"
+        "import auditor.commands.runbook as c\n"
         "p = argparse.ArgumentParser(); c.register(p.add_subparsers())\n"
         "print(sorted(m for m in ('jinja2', 'git', 'pydantic') if m in sys.modules))\n"
     )

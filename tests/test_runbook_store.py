@@ -10,8 +10,8 @@ import pytest
 from test_runbook_support import ROOT, at, branch_files, commit_file, git, make_repo
 from test_runbook_support import runbook_env as runbook_env  # the fixture
 
-from auditor.errors import AuditError
-from auditor.findings import Finding, Severity, Span, Suppression
+from auditor.core.errors import AuditError
+from auditor.core.findings import Finding, Severity, Span, Suppression
 from auditor.runbook.gitinfo import change_from_git
 from auditor.runbook.markdown import parse_entry_file
 from auditor.runbook.record import EntryDraft, ValidatorRun, record, record_many

@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from auditor.schemas import GENERATORS, CheckOutput, generate, stale, type_expr_schema
+from auditor.commands.schema_files import GENERATORS, CheckOutput, generate, stale, type_expr_schema
 from tests.conftest import ROOT, run_cli
 
 SCHEMAS = ROOT / "schemas"

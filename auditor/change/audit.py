@@ -2,34 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.change.changeset import ChangeSet, compute
-from auditor.check import CheckResult, audit_snapshot
-from auditor.config import DEFAULT, Config
-from auditor.errors import AuditError
-from auditor.filter import apply_filters
-from auditor.findings import Finding, Suppression, dedupe_fingerprints
+from auditor.config.settings import Config
+from auditor.core.errors import AuditError
+from auditor.core.findings import Finding, Suppression, dedupe_fingerprints
+from auditor.filter.apply import apply_filters
+from auditor.pipeline.api import AuditOptions, resolve_config
+from auditor.pipeline.stages import AuditResult, audit_snapshot
 from auditor.rules import registry
-from auditor.snapshot import Snapshot
+from auditor.source.snapshot import Snapshot
 
 
 @dataclass
 class ChangeContext:
     """What a change rule reads: both states and the change set."""
 
-    base: CheckResult | None
-    head: CheckResult
+    base: AuditResult | None
+    head: AuditResult
     change: ChangeSet
     config: Config
 
 
 @dataclass
-class ChangeReport:
-    base: CheckResult | None
-    head: CheckResult
+class ChangeResult:
+    base: AuditResult | None
+    head: AuditResult
     change: ChangeSet
     change_findings: list[Finding] = field(default_factory=list)
     suppressions: list[Suppression] = field(default_factory=list)
@@ -86,7 +86,7 @@ class ChangeReport:
 LOAD_ERRORS = ("E101", "E102", "E105")
 
 
-def unloadable(result: CheckResult) -> set[str]:
+def unloadable(result: AuditResult) -> set[str]:
     """Lua files of a state that KumoMTA could not load: their model is incomplete."""
     lua = set(result.context.model.modules) | {result.entry}
     return {
@@ -97,34 +97,38 @@ def unloadable(result: CheckResult) -> set[str]:
 
 
 def audit_change(
-    base: Snapshot | None,
-    head: Snapshot,
-    config: Config = DEFAULT,
-    *,
-    entry: str | None = None,
-    path_map_overrides: dict[str, str] | None = None,
-    cached: Callable[[str, str, Callable[[], object]], object] | None = None,
-    use_suppressions: bool = True,
-) -> ChangeReport:
-    """Audit `head` as a change from `base` (None: everything is new, e.g. the first commit)."""
+    base: Snapshot | None, head: Snapshot, options: AuditOptions | None = None
+) -> ChangeResult:
+    """Audit `head` as a change from `base` (None: everything is new, e.g. the first commit).
+
+    Both states are audited with the configuration of `head` (the state being decided on), read
+    from the head snapshot unless `options.config` is given.
+    """
+    options = options or AuditOptions()
+    config, _ = resolve_config(head, options)
+    head.size_limit = config.size_limit
+    if base is not None:
+        base.size_limit = config.size_limit
     head_result = audit_snapshot(
         head,
         config,
-        entry=entry,
-        path_map_overrides=path_map_overrides,
-        cached=cached,
-        use_suppressions=use_suppressions,
+        entry=options.entry,
+        path_map_overrides=dict(options.path_map),
+        cached=options.cached,
+        use_suppressions=options.use_suppressions,
+        today=options.today,
     )
-    base_result: CheckResult | None = None
+    base_result: AuditResult | None = None
     if base is not None:
         try:
             base_result = audit_snapshot(
                 base,
                 config,
-                entry=entry or head_result.entry,
-                path_map_overrides=path_map_overrides,
-                cached=cached,
-                use_suppressions=use_suppressions,
+                entry=options.entry or head_result.entry,
+                path_map_overrides=dict(options.path_map),
+                cached=options.cached,
+                use_suppressions=options.use_suppressions,
+                today=options.today,
             )
         except AuditError:
             base_result = None  # no policy before this change (e.g. init.lua added now)
@@ -137,6 +141,9 @@ def audit_change(
             raw.extend(rule_obj.check(context))
     raw = dedupe_fingerprints(raw)
     filtered, used = apply_filters(
-        raw, head_result.context, use_suppressions=use_suppressions, suppression_findings=False
+        raw,
+        head_result.context,
+        use_suppressions=options.use_suppressions,
+        suppression_findings=False,
     )
-    return ChangeReport(base_result, head_result, change, filtered, head_result.suppressions + used)
+    return ChangeResult(base_result, head_result, change, filtered, head_result.suppressions + used)

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from auditor.change.reload import (
+from auditor.core.findings import Finding, Severity
+from auditor.core.impacts import (
     BLOCKED,
     EPOCH,
     MEANING,
@@ -23,13 +24,12 @@ from auditor.change.reload import (
     strongest,
 )
 from auditor.data.locate import render_path
-from auditor.findings import Finding, Severity
 from auditor.kumo.model import FILE, DataRef, PolicyModel
 from auditor.kumo.monitor import MonitorGlobs, monitor_globs
 from auditor.lua.facts import FILE_LEVEL, FunctionDef, digest_of, normalized
 
 if TYPE_CHECKING:
-    from auditor.check import CheckResult
+    from auditor.pipeline.stages import AuditResult
 
 RESTART_PHASES = {"init", "pre_init"}
 
@@ -77,7 +77,7 @@ def short(value: Any) -> str:
 class _Side:
     """One audited state, indexed for comparison."""
 
-    def __init__(self, result: CheckResult | None) -> None:
+    def __init__(self, result: AuditResult | None) -> None:
         self.result = result
         self.model: PolicyModel | None = result.context.model if result else None
         self.texts: dict[str, str] = result.context.texts if result else {}
@@ -156,7 +156,7 @@ def shell_digest(source: bytes, byte_range: tuple[int, int], holes: list[tuple[i
     return digest_of(joined, (0, len(joined)))
 
 
-def compute(base: CheckResult | None, head: CheckResult) -> ChangeSet:
+def compute(base: AuditResult | None, head: AuditResult) -> ChangeSet:
     before, after = _Side(base), _Side(head)
     change = ChangeSet()
     from auditor.change.audit import unloadable
@@ -407,7 +407,7 @@ MAX_SHAPING_TARGETS = 25
 
 
 def _shaping_effects(
-    base: CheckResult | None, head: CheckResult, change: ChangeSet
+    base: AuditResult | None, head: AuditResult, change: ChangeSet
 ) -> list[dict[str, Any]]:
     """Effective shaping, before and after, of each destination (and source) whose section changed."""
     formats = {r.tree_path: r.data_format for r in head.context.model.data_refs if r.tree_path}
@@ -450,7 +450,7 @@ def _shaping_effects(
     return out
 
 
-def _shaping_domains(result: CheckResult) -> list[str]:
+def _shaping_domains(result: AuditResult) -> list[str]:
     """Destination sections named in the policy's shaping files (for changes to defaults/providers)."""
     names: list[str] = []
     for ref in result.context.model.data_refs:
@@ -460,7 +460,7 @@ def _shaping_domains(result: CheckResult) -> list[str]:
     return names
 
 
-def _findings_delta(base: CheckResult | None, head: CheckResult, change: ChangeSet) -> None:
+def _findings_delta(base: AuditResult | None, head: AuditResult, change: ChangeSet) -> None:
     old = {f.fingerprint for f in base.findings if not f.suppressed} if base else set()
     new = {f.fingerprint for f in head.findings if not f.suppressed}
     change.introduced = [f for f in head.findings if not f.suppressed and f.fingerprint not in old]

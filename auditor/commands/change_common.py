@@ -15,8 +15,8 @@ from auditor.commands.common import (
     use_color,
     write_outputs,
 )
-from auditor.errors import AuditError
-from auditor.findings import Severity, at_or_above
+from auditor.core.errors import AuditError
+from auditor.core.findings import Severity, at_or_above
 
 FORMATS = ("text", "json", "sarif", "github", "junit", "codequality", "markdown")
 
@@ -66,7 +66,7 @@ class Located:
 
 
 def locate(policy: Path) -> Located:
-    from auditor.change.gitrepo import find_repo
+    from auditor.source.git import find_repo
 
     policy = policy.resolve()
     if not policy.is_dir():
@@ -78,57 +78,48 @@ def locate(policy: Path) -> Located:
     return Located(repo, "" if rel == "." else rel)
 
 
+def audit_options(args: argparse.Namespace, cached=None):  # type: ignore[no-untyped-def]
+    """The pipeline options the command line asks for. The configuration is read from each audited
+    snapshot, unless `--config FILE` names one explicitly."""
+    from auditor.config.settings import load_explicit
+    from auditor.kumo.paths import PathMap
+    from auditor.pipeline import AuditOptions
+
+    return AuditOptions(
+        config=load_explicit(args.config) if args.config else None,
+        select=tuple(split_codes(args.select)),
+        ignore=tuple(split_codes(args.ignore)),
+        entry=args.entry,
+        path_map=dict(PathMap.parse_option(o) for o in args.path_map),
+        use_suppressions=not args.no_suppressions,
+        cached=cached,
+    )
+
+
 def run_audit(args: argparse.Namespace, where: Located, base_spec: str | None, head_spec: str):  # type: ignore[no-untyped-def]
     """Audit head_spec as a change from base_spec (None: no previous state)."""
-    from auditor.cache import parse_cache_for
-    from auditor.change.audit import audit_change
-    from auditor.change.git_snapshot import open_snapshot
-    from auditor.config import load_config
-    from auditor.kumo.paths import PathMap
+    from auditor.change import audit_change
+    from auditor.pipeline.cache import parse_cache_for
+    from auditor.source.git_snapshot import open_snapshot
 
-    root = where.repo / where.subdir if where.subdir else where.repo
-    config, config_path = load_config(root, args.config)
-    config = cli_overrides(config, args)
-    overrides = dict(PathMap.parse_option(o) for o in args.path_map)
-    head = open_snapshot(where.repo, head_spec, where.subdir or None, size_limit=config.size_limit)
-    base = (
-        open_snapshot(where.repo, base_spec, where.subdir or None, size_limit=config.size_limit)
-        if base_spec
-        else None
-    )
+    options = audit_options(args, parse_cache_for(where.repo))
+    head = open_snapshot(where.repo, head_spec, where.subdir or None)
+    base = open_snapshot(where.repo, base_spec, where.subdir or None) if base_spec else None
     try:
-        report = audit_change(
-            base,
-            head,
-            config,
-            entry=args.entry,
-            path_map_overrides=overrides,
-            cached=parse_cache_for(where.repo),
-            use_suppressions=not args.no_suppressions,
-        )
+        report = audit_change(base, head, options)
     finally:
         for snapshot in (base, head):
-            close = getattr(snapshot, "close", None)
-            if close:
-                close()
+            if snapshot is not None:
+                snapshot.close()
     if args.baseline:
-        from auditor.baseline import apply_baseline, read_baseline
+        from auditor.filter.baseline import apply_baseline, read_baseline
 
         apply_baseline(report, read_baseline(args.baseline))
     if args.write_baseline:
-        from auditor.baseline import write_baseline
+        from auditor.filter.baseline import write_baseline
 
         write_baseline(args.write_baseline, report.head.findings)
-    return report, config, config_path
-
-
-def cli_overrides(config, args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    update: dict[str, object] = {}
-    if split_codes(args.select):
-        update["select"] = split_codes(args.select)
-    if split_codes(args.ignore):
-        update["ignore"] = [*config.ignore, *split_codes(args.ignore)]
-    return config.replace(**update) if update else config
+    return report, report.head.context.config
 
 
 def exit_status(report, fail_on: str) -> int:  # type: ignore[no-untyped-def]

@@ -36,13 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from auditor.cache import parse_cache_for
-    from auditor.check import check_tree, resolve_target
-    from auditor.config import load_config
+    from auditor.config.settings import load_config
     from auditor.kumo.paths import PathMap
+    from auditor.pipeline.cache import parse_cache_for
+    from auditor.pipeline.stages import check_tree, resolve_target
     from auditor.render import render
     from auditor.render.base import RenderInput
-    from auditor.snapshot import FsSnapshot
+    from auditor.source.snapshot import FsSnapshot
 
     root, entry = resolve_target(args.path)
     config, config_path = load_config(root, args.config)

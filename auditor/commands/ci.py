@@ -45,8 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from auditor.change.gitrepo import commits_between, merge_base, resolve_rev
     from auditor.commands.ci_env import detect
+    from auditor.source.git import commits_between, merge_base, resolve_rev
 
     where = locate(args.policy)
     env = detect()
@@ -55,11 +55,11 @@ def run(args: argparse.Namespace) -> int:
     base = merge_base(where.repo, resolve_rev(where.repo, base_ref), head)
     if args.each_commit:
         each_commit(args, where, base, head, commits_between(where.repo, base, head))
-    report, config, _ = run_audit(args, where, base, head)
+    report, config = run_audit(args, where, base, head)
     status = exit_status(report, args.fail_on or config.fail_on)
     data = render_report(args, report, where, {"base": base, "head": head, "ci": env.name})
     if args.summary:
-        from auditor.commands.common import write_atomic
+        from auditor.core.atomic import write_atomic
         from auditor.render import render
 
         write_atomic(_path(args.summary), render("markdown", data))
@@ -90,7 +90,7 @@ def each_commit(args: argparse.Namespace, where, base: str, head: str, commits: 
     A commit's verdict depends only on the two trees, the configuration and the tool, so it is cached
     under those: a second run over the same history parses and audits nothing again.
     """
-    from auditor.change.gitrepo import run_git
+    from auditor.source.git import run_git
 
     if not commits:
         return
@@ -111,7 +111,7 @@ def each_commit(args: argparse.Namespace, where, base: str, head: str, commits: 
         key = f"{trees.get(parent)}..{trees.get(commit)}:{options}"
         verdict = cache.get("ci-verdict", key, "1") if cache else None
         if verdict is None:
-            report, config, _ = run_audit(_quiet(args), where, parent, commit)
+            report, config = run_audit(_quiet(args), where, parent, commit)
             status = exit_status(report, args.fail_on or config.fail_on)
             verdict = (
                 "blocked" if status else report.change.impact,
@@ -131,7 +131,7 @@ def each_commit(args: argparse.Namespace, where, base: str, head: str, commits: 
 
 def _trees(where, revisions: list[str]) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """Tree id of the policy directory at each revision (one git call)."""
-    from auditor.change.gitrepo import run_git
+    from auditor.source.git import run_git
 
     suffix = f":{where.subdir}" if where.subdir else "^{tree}"
     proc = run_git(where.repo, "rev-parse", *(f"{r}{suffix}" for r in revisions), check=False)
@@ -164,7 +164,7 @@ def _options_key(args: argparse.Namespace) -> str:
 
 
 def verdict_cache(repo):  # type: ignore[no-untyped-def]
-    from auditor.cache import ContentCache, default_cache_dir
+    from auditor.pipeline.cache import ContentCache, default_cache_dir
 
     directory = default_cache_dir(repo)
     return ContentCache(directory) if directory is not None else None

@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from auditor.errors import UsageError
-from auditor.findings import Finding, Severity, at_or_above
+from auditor.core.atomic import write_atomic
+from auditor.core.findings import Finding, Severity, at_or_above
 
 
 def add_output_options(parser: argparse.ArgumentParser, formats: tuple[str, ...]) -> None:
@@ -110,24 +110,6 @@ def write_outputs(plan: list[tuple[str, Path | None]], rendered: dict[str, str])
             sys.stdout.flush()
         else:
             write_atomic(target, text)
-
-
-def write_atomic(target: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a report.
-
-    Special files (a terminal, a pipe, /dev/null, /dev/stdout) are written in place: renaming over
-    them would replace the device with a regular file."""
-    try:
-        if target.exists() and not target.is_file():
-            with open(target, "w", encoding="utf-8") as stream:
-                stream.write(text)
-            return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
 
 
 def use_color(target: Path | None) -> bool:

@@ -40,8 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from auditor.check import resolve_target
-    from auditor.config import find_config, load_config
+    from auditor.config.settings import find_config, load_config
+    from auditor.pipeline.stages import resolve_target
 
     root, _entry = resolve_target(args.path)
     config, source = load_config(root, args.config)

@@ -13,7 +13,7 @@ from auditor.commands.change_common import (
     render_report,
     run_audit,
 )
-from auditor.errors import UsageError
+from auditor.core.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from auditor.change.gitrepo import head_commit, resolve_rev
+    from auditor.source.git import head_commit, resolve_rev
 
     where = locate(args.policy)
     if args.staged:
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("diff needs a BASE revision, or --staged")
         base_spec = resolve_rev(where.repo, args.base)
         head_spec = resolve_rev(where.repo, args.head) if args.head else "WORKTREE"
-    report, config, _ = run_audit(args, where, base_spec, head_spec)
+    report, config = run_audit(args, where, base_spec, head_spec)
     status = exit_status(report, args.fail_on or config.fail_on)
     head_rev = head_spec if head_spec not in ("WORKTREE", "INDEX") else None
     render_report(args, report, where, {"base": base_spec, "head": head_rev or head_spec.lower()})

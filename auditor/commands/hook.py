@@ -20,9 +20,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from auditor.errors import AuditError, UsageError
+from auditor.core.errors import AuditError, UsageError
 
-# Mirrors auditor.check.ENTRY_CANDIDATES (not imported: the quick "nothing to audit" path stays light).
+# Mirrors auditor.pipeline.stages.ENTRY_CANDIDATES (not imported: the quick "nothing to audit" path stays light).
 ENTRY_CANDIDATES = (
     "init.lua",
     "policy/init.lua",
@@ -96,7 +96,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _repo() -> Path:
-    from auditor.change.gitrepo import find_repo
+    from auditor.source.git import find_repo
 
     repo = find_repo(Path.cwd())
     if repo is None:
@@ -105,7 +105,7 @@ def _repo() -> Path:
 
 
 def index_paths(repo: Path) -> list[str]:
-    from auditor.change.gitrepo import run_git
+    from auditor.source.git import run_git
 
     out = run_git(repo, "ls-files", "-z", "--cached").stdout
     return [p for p in out.decode("utf-8", "surrogateescape").split("\0") if p]
@@ -113,7 +113,7 @@ def index_paths(repo: Path) -> list[str]:
 
 def find_policy(repo: Path, option: str | None, paths: list[str] | None = None) -> str:
     """The policy directory relative to the repository top ("" = the top)."""
-    from auditor.change.gitrepo import run_git
+    from auditor.source.git import run_git
 
     if option is None:
         configured = run_git(repo, "config", "--get", "kumo-audit.policy", check=False)
@@ -142,7 +142,7 @@ def find_policy(repo: Path, option: str | None, paths: list[str] | None = None) 
 
 def staged_changes(repo: Path, head: str | None) -> list[str]:
     """Paths the commit would add, change or delete (the whole index before the first commit)."""
-    from auditor.change.gitrepo import run_git
+    from auditor.source.git import run_git
 
     if head is None:
         return index_paths(repo)
@@ -172,7 +172,7 @@ def _audit_args(args: argparse.Namespace, subdir: str, repo: Path) -> argparse.N
 def audit_staged(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """(report, config, located, changed paths) for the index against HEAD, or None when nothing staged
     is under the policy directory."""
-    from auditor.change.gitrepo import head_commit, repo_state
+    from auditor.source.git import head_commit, repo_state
 
     repo = _repo()
     head = head_commit(repo)
@@ -184,7 +184,7 @@ def audit_staged(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from auditor.commands.change_common import Located, run_audit
 
     where = Located(repo, subdir)
-    report, config, _ = run_audit(_audit_args(args, subdir, repo), where, head, "INDEX")
+    report, config = run_audit(_audit_args(args, subdir, repo), where, head, "INDEX")
     return report, config, where, relevant, repo_state(repo)
 
 
@@ -208,7 +208,7 @@ def impact_line(report) -> str:  # type: ignore[no-untyped-def]
 
 
 def run_pre_commit(args: argparse.Namespace) -> int:
-    from auditor.findings import Severity, at_or_above
+    from auditor.core.findings import Severity, at_or_above
 
     audited = audit_staged(args)
     if audited is None:
@@ -298,11 +298,11 @@ def run_commit_msg(args: argparse.Namespace) -> int:
 
 
 def run_lint(args: argparse.Namespace) -> int:
-    from auditor.cache import parse_cache_for
-    from auditor.change.git_snapshot import open_snapshot
-    from auditor.check import audit_snapshot
-    from auditor.config import load_config
-    from auditor.findings import Severity, at_or_above
+    from auditor.config.settings import load_explicit
+    from auditor.core.findings import Severity, at_or_above
+    from auditor.pipeline import AuditOptions, audit
+    from auditor.pipeline.cache import parse_cache_for
+    from auditor.source.git_snapshot import open_snapshot
 
     if not args.files:
         return 0
@@ -320,10 +320,14 @@ def run_lint(args: argparse.Namespace) -> int:
             wanted.add(rel[len(subdir) + 1 :] if subdir else rel)
     if not wanted:
         return 0
-    root = repo / subdir if subdir else repo
-    config, _ = load_config(root, args.config)
-    snapshot = open_snapshot(repo, "WORKTREE", subdir or None, size_limit=config.size_limit)
-    result = audit_snapshot(snapshot, config, entry=args.entry, cached=parse_cache_for(repo))
+    options = AuditOptions(
+        config=load_explicit(args.config) if args.config else None,
+        entry=args.entry,
+        cached=parse_cache_for(repo),
+    )
+    with open_snapshot(repo, "WORKTREE", subdir or None) as snapshot:
+        result = audit(snapshot, options)
+    config = result.context.config
     threshold = Severity.parse(args.fail_on or config.fail_on)
     shown = [f for f in result.findings if not f.suppressed and f.path in wanted]
     for finding in shown:

@@ -16,7 +16,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from auditor.errors import AuditError, UsageError
+from auditor.core.errors import AuditError, UsageError
 
 MARKER = "(installed-by: kumo-audit)"
 
@@ -80,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def hooks_dir(repo: Path) -> Path:
-    from auditor.change.gitrepo import run_git
+    from auditor.source.git import run_git
 
     out = run_git(repo, "rev-parse", "--git-path", "hooks").stdout.decode().strip()
     path = Path(out)
@@ -130,7 +130,7 @@ def install(repo: Path, kind: str, force: bool, python: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from auditor.change.gitrepo import find_repo
+    from auditor.source.git import find_repo
 
     repo = find_repo(args.repo)
     if repo is None:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from auditor.errors import UsageError
+from auditor.core.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -31,8 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from auditor.errors import UsageError
-    from auditor.schemas import GENERATORS, stale, write
+    from auditor.commands.schema_files import GENERATORS, stale, write
+    from auditor.core.errors import UsageError
 
     directory: Path = args.dir or DEFAULT_DIR
     if args.write:

@@ -36,19 +36,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from auditor.check import (
+    from auditor.config.settings import load_config
+    from auditor.core.errors import UsageError
+    from auditor.data.effective_shaping import explain_shaping
+    from auditor.kumo.api import load_api
+    from auditor.kumo.loader import PolicyLoader
+    from auditor.pipeline.stages import (
         AuditContext,
         find_entry,
         load_data_files,
         make_path_map,
         resolve_target,
     )
-    from auditor.config import load_config
-    from auditor.data.effective_shaping import explain_shaping
-    from auditor.errors import UsageError
-    from auditor.kumo.api import load_api
-    from auditor.load import PolicyLoader
-    from auditor.snapshot import FsSnapshot
+    from auditor.source.snapshot import FsSnapshot
 
     if not args.domain.strip():
         raise UsageError("DOMAIN must not be empty")

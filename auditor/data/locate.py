@@ -15,8 +15,8 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from auditor.findings import Span
-from auditor.lazyre import lazy
+from auditor.core.findings import Span
+from auditor.core.lazyre import lazy
 
 PathKey = str | int
 Path = tuple[PathKey, ...]

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from auditor.core.findings import Finding
 from auditor.data.locate import Located
-from auditor.findings import Finding
 
 
 @dataclass

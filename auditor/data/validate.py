@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from auditor.core.findings import Finding, Span
 from auditor.data.locate import (
     DataSyntaxError,
     Located,
@@ -28,7 +29,6 @@ from auditor.data.locate import (
 from auditor.data.result import DataResult
 from auditor.data.schemas import FORMATS, DataFormat
 from auditor.data.schemas.egress import SECRET_FIELDS
-from auditor.findings import Finding, Span
 from auditor.kumo.values import describe
 from auditor.rules.data import (
     DATA_INVALID_VALUE,

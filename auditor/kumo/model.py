@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from auditor.findings import Finding, Span
+from auditor.core.findings import Finding, Span
 from auditor.kumo.api import HelperSpec, KumoApi
 from auditor.kumo.paths import PACKAGE_PATH, PathMap
 from auditor.lua.facts import FILE_LEVEL, CallFact, FileFacts, Path

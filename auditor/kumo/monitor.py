@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from auditor.findings import Span
+from auditor.core.findings import Span
 from auditor.lua.literal import Lit, Table
 
 DEFAULT_GLOBS = ("/opt/kumomta/etc/**/*.{lua,json,toml,yaml}",)

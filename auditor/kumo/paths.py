@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from auditor.errors import ConfigError
-from auditor.snapshot import normalize
+from auditor.core.errors import ConfigError
+from auditor.source.snapshot import normalize
 
 ETC = "/opt/kumomta/etc/"
 POLICY_DIR = "/opt/kumomta/etc/policy/"

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from auditor.findings import Span
-from auditor.lazyre import lazy
+from auditor.core.findings import Span
+from auditor.core.lazyre import lazy
 from auditor.lua.literal import Evaluator, Lit, Unknown, Value
 
 if TYPE_CHECKING:  # the syntax tree is needed only while extracting, not to load cached facts

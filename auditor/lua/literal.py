@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Union
 
-from auditor.findings import Span
+from auditor.core.findings import Span
 
 if TYPE_CHECKING:
     from tree_sitter import Node

@@ -7,7 +7,7 @@ from functools import cache
 import tree_sitter_lua
 from tree_sitter import Language, Node, Parser, Tree
 
-from auditor.findings import Span
+from auditor.core.findings import Span
 
 
 @cache

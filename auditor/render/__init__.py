@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from auditor.errors import UsageError
+from auditor.core.errors import UsageError
 from auditor.render.base import RenderInput
 
 FORMATS = {

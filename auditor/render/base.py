@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.findings import Finding, Suppression
+from auditor.core.findings import Finding, Suppression
 
 
 @dataclass

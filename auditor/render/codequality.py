@@ -14,7 +14,7 @@ import hashlib
 import json
 from typing import Any
 
-from auditor.findings import Finding, Severity
+from auditor.core.findings import Finding, Severity
 from auditor.render.base import RenderInput
 from auditor.render.location import repo_path
 

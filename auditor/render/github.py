@@ -11,7 +11,7 @@ Paths are relative to the repository root: `extra["path_prefix"]` is prepended t
 
 from __future__ import annotations
 
-from auditor.findings import Finding, Severity
+from auditor.core.findings import Finding, Severity
 from auditor.render.base import RenderInput
 from auditor.render.location import repo_path
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from auditor import __version__
-from auditor.findings import Finding
+from auditor.core.findings import Finding
 from auditor.render.base import RenderInput
 
 SCHEMA_VERSION = 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from auditor.findings import Finding, Severity
+from auditor.core.findings import Finding, Severity
 from auditor.render.base import RenderInput
 from auditor.render.location import repo_path
 

@@ -15,7 +15,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from auditor.findings import Finding, Severity
+from auditor.core.findings import Finding, Severity
 from auditor.render.base import RenderInput
 from auditor.render.location import repo_path
 

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from auditor import __version__
-from auditor.findings import Finding, Severity, Suppression
+from auditor.core.findings import Finding, Severity, Suppression
 from auditor.render.base import RenderInput
 from auditor.render.location import repo_path
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from auditor.findings import Finding, Severity
+from auditor.core.findings import Finding, Severity
 from auditor.render.base import RenderInput
 
 _COLORS = {Severity.ERROR: "\033[31m", Severity.WARNING: "\033[33m", Severity.INFO: "\033[36m"}

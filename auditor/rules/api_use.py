@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from auditor.findings import Finding, Span
+from auditor.core.findings import Finding, Span
 from auditor.kumo.api import HelperSpec, KumoApi, ParamSpec
 from auditor.kumo.model import FILE, CallSite, Handler, HelperSetup, PolicyModel
 from auditor.kumo.values import find_type_error

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from auditor.change.reload import RESTART
-from auditor.findings import Finding, Span
+from auditor.core.findings import Finding, Span
+from auditor.core.impacts import RESTART
 from auditor.kumo.model import CallSite, PolicyModel
 from auditor.lua.literal import Lit, Table
 from auditor.rules.registry import rule

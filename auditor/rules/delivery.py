@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.config import Bound
-from auditor.findings import Finding, Span
+from auditor.config.settings import Bound
+from auditor.core.findings import Finding, Span
 from auditor.kumo.model import PolicyModel
 from auditor.kumo.values import parse_duration, parse_limit, parse_rate
 from auditor.lua.literal import Lit

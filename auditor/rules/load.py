@@ -1,4 +1,4 @@
-"""E1xx: the policy cannot be loaded. Produced by the loading stage (auditor.load), not by rule passes."""
+"""E1xx: the policy cannot be loaded. Produced by the loading stage (auditor.kumo.loader), not by rule passes."""
 
 from auditor.rules.registry import declare
 

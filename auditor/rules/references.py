@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.findings import Finding, Span
+from auditor.core.findings import Finding, Span
 from auditor.kumo.model import DataRef, HelperSetup, PolicyModel
 from auditor.lua.literal import Lit, Table, Value
 from auditor.rules.registry import rule

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.findings import Finding, Severity, Span
+from auditor.core.findings import Finding, Severity, Span
 
 CATEGORIES = {
     "E1": "load",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from auditor.findings import Finding
+from auditor.core.findings import Finding
 from auditor.kumo.api import KumoApi
 from auditor.kumo.model import FILE, CallSite, PolicyModel
 from auditor.kumo.monitor import DEFAULT_GLOBS as DEFAULT_MONITOR_GLOBS

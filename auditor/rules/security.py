@@ -15,7 +15,7 @@ from typing import Any
 
 from tree_sitter import Node, Tree
 
-from auditor.findings import Finding, Span
+from auditor.core.findings import Finding, Span
 from auditor.kumo.model import CallSite, Handler, PolicyModel
 from auditor.kumo.values import IPNetwork, parse_cidr, parse_socket_address
 from auditor.lua.literal import Evaluator, Lit, Table, Value

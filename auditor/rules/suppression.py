@@ -1,4 +1,4 @@
-"""X0xx: problems with suppressions themselves (produced by auditor.filter)."""
+"""X0xx: problems with suppressions themselves (produced by auditor.filter.apply)."""
 
 from auditor.rules.registry import declare
 

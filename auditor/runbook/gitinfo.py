@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from auditor.errors import AuditError
+from auditor.core.errors import AuditError
 from auditor.runbook.gitutil import ZERO_OID, git, git_bytes, rev_parse
 from auditor.runbook.model import Approval, Change, ChangedFile, Commit, Why
 

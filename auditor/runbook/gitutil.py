@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from auditor.errors import AuditError
+from auditor.core.errors import AuditError
 
 ZERO_OID = "0" * 40
 

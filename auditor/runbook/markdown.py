@@ -18,7 +18,7 @@ from typing import Any
 
 from auditor.runbook.model import FORMAT, Entry
 
-REPORTS_DIR = Path(__file__).resolve().parent.parent / "reports"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATES = {FORMAT: "runbook-entry.v1.md.j2"}
 MARKER = "<!-- kumo-audit:record: canonical entry; `kumo-audit runbook verify` checks this file -->"
 _RECORD_START = f"\n{MARKER}\n```json\n"
@@ -134,7 +134,7 @@ def _environment() -> Any:
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(REPORTS_DIR)),
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         autoescape=False,
         keep_trailing_newline=True,
         trim_blocks=True,

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from auditor.runbook.constants import DECISIONS as DECISIONS
+from auditor.core.decisions import DECISIONS as DECISIONS
 
 FORMAT = "kumo-audit-runbook/1"
 ID_LENGTH = 16
@@ -72,7 +72,7 @@ class ChangedFile(_Strict):
     @classmethod
     def from_bytes(cls, path: str, before: bytes | None, after: bytes | None) -> ChangedFile:
         """Describe a change by content ids; the bytes themselves are dropped here."""
-        from auditor.snapshot import git_blob_id
+        from auditor.source.snapshot import git_blob_id
 
         if before is None and after is None:
             raise ValueError(f"{path}: a changed file needs a before or an after version")
@@ -134,7 +134,7 @@ class SuppressionRecord(_Strict):
 
 
 class FindingRecord(_Strict):
-    """`auditor.findings.Finding.as_dict()`, validated."""
+    """`auditor.core.findings.Finding.as_dict()`, validated."""
 
     code: str
     name: str

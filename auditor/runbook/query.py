@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.errors import AuditError
+from auditor.core.errors import AuditError
 from auditor.runbook.markdown import EntryFormatError, parse_entry_file
 from auditor.runbook.model import ENTRY_NAME_RE
 from auditor.runbook.store import Store, StoreState

@@ -17,8 +17,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from auditor import __version__
-from auditor.errors import AuditError
-from auditor.findings import Finding
+from auditor.core.errors import AuditError
+from auditor.core.findings import Finding
 from auditor.runbook.gitinfo import DEFAULT_TICKET_PATTERN, approvals_from, tickets_in
 from auditor.runbook.identity import resolve_actor, resolve_host, resolve_writer
 from auditor.runbook.markdown import render_entry

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from auditor import __version__
-from auditor.errors import AuditError
-from auditor.runbook.markdown import REPORTS_DIR, EntryFormatError, element_text, parse_entry_file
+from auditor.core.errors import AuditError
+from auditor.runbook.markdown import TEMPLATES_DIR, EntryFormatError, element_text, parse_entry_file
 from auditor.runbook.model import DECISIONS, Entry, now_timestamp
 from auditor.runbook.store import Store
 from auditor.runbook.verify import VerifyReport, verify_store
@@ -140,7 +140,7 @@ def _render(
                 ),
             ),
         )
-    shutil.copyfile(REPORTS_DIR / "runbook-report.css", output / "style.css")
+    shutil.copyfile(TEMPLATES_DIR / "runbook-report.css", output / "style.css")
 
 
 def timeline_svg(entries: list[Entry], width: int = 1000) -> str:
@@ -242,7 +242,7 @@ def _environment() -> Any:
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(REPORTS_DIR)),
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,

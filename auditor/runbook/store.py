@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from auditor.errors import AuditError
-from auditor.runbook.constants import DEFAULT_BRANCH
+from auditor.core.decisions import DEFAULT_BRANCH
+from auditor.core.errors import AuditError
 from auditor.runbook.gitutil import ZERO_OID, GitFailed, git, git_bytes, git_dir
 from auditor.runbook.markdown import EntryFormatError, parse_front_matter
 from auditor.runbook.model import Actor

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import subprocess
 
-from auditor.errors import AuditError
+from auditor.core.errors import AuditError
 from auditor.runbook.gitutil import GitFailed, git
 from auditor.runbook.identity import resolve_actor
 from auditor.runbook.store import GitStore, StoreConflict

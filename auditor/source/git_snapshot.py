@@ -4,7 +4,7 @@ Nothing is checked out and nothing is written: the listing comes from `git ls-fi
 `git ls-tree -r -l` (revision), each file's content id is the blob id from that listing, sizes come
 from the listing or from one `git cat-file --batch-check` run (so an oversized blob is never read), and
 contents come from one long-lived `git cat-file --batch` process per snapshot. GitPython is not used:
-importing it costs 150-300 ms, a `git` subprocess 2-5 ms (see `auditor.change.gitrepo`).
+importing it costs 150-300 ms, a `git` subprocess 2-5 ms (see `auditor.source.git`).
 
 Symlinks (mode 120000) are resolved inside the snapshot from their blob text, never on disk: a link
 to a file inside the tree reads as that file, a link leaving the tree is a FileProblem. Submodules
@@ -21,7 +21,8 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from auditor.change.gitrepo import (
+from auditor.core.errors import AuditError
+from auditor.source.git import (
     commits_between,
     common_dir,
     current_branch,
@@ -37,8 +38,7 @@ from auditor.change.gitrepo import (
     resolve_rev,
     run_git,
 )
-from auditor.errors import AuditError
-from auditor.snapshot import DEFAULT_SIZE_LIMIT, FileProblem, FsSnapshot, Snapshot, normalize
+from auditor.source.snapshot import DEFAULT_SIZE_LIMIT, FileProblem, FsSnapshot, Snapshot, normalize
 
 __all__ = [
     "BlobReader",

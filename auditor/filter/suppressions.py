@@ -11,7 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 from datetime import date
 
-from auditor.findings import Span
+from auditor.core.findings import Span
 from auditor.lua.facts import Comment, FileFacts
 
 _MARKER = re.compile(r"^--(#)?\s*kumo-audit:\s*allow\(([^)]*)\)(.*)$", re.DOTALL)

@@ -67,7 +67,7 @@ def default_cache_dir(repo_root: Path | None) -> Path | None:
     if override:
         return Path(override).expanduser()
     if repo_root is not None:
-        from auditor.change.gitrepo import common_dir, find_repo
+        from auditor.source.git import common_dir, find_repo
 
         top = find_repo(repo_root)
         if top is not None:
@@ -314,7 +314,7 @@ def parse_cache_for(root: Path):  # type: ignore[no-untyped-def]
 def code_fingerprint() -> str:
     """Identifies this installation's code (file names, sizes, modification times), so results cached
     by one build of kumo-audit are never served to another with the same version number."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent  # the whole auditor package
     h = hashlib.sha256()
     for directory, dirnames, filenames in os.walk(package):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")

@@ -2,7 +2,7 @@
 
 Every schema is generated from a model: the check output from the pydantic models below (the JSON
 contract of DESIGN.md, written by auditor.render.json_format), the configuration from
-`auditor.config.Config`, each helper data format from `auditor.data.schemas`, and the runbook entry
+`auditor.config.settings.Config`, each helper data format from `auditor.data.schemas`, and the runbook entry
 from `auditor.runbook.model.Entry`. Output is deterministic: sorted keys, two-space indent, a
 trailing newline.
 """
@@ -201,7 +201,7 @@ def _check_output() -> dict[str, Any]:
 
 
 def _config() -> dict[str, Any]:
-    from auditor.config import config_schema
+    from auditor.config.settings import config_schema
 
     return _wrap("config.schema.json", "kumo-audit configuration", config_schema())
 
@@ -263,7 +263,7 @@ def stale(directory: Path) -> list[str]:
 
 def write(directory: Path) -> list[str]:
     """Write every schema into `directory` (atomically, each file); returns the names changed."""
-    from auditor.commands.common import write_atomic
+    from auditor.core.atomic import write_atomic
 
     changed = stale(directory)
     for name, text in generate().items():

@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from auditor.commands.common import write_atomic
-from auditor.errors import AuditError
-from auditor.findings import Finding, Suppression
+from auditor.core.atomic import write_atomic
+from auditor.core.errors import AuditError
+from auditor.core.findings import Finding, Suppression
 
 BASELINE_VERSION = 1
 

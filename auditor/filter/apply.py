@@ -6,17 +6,17 @@ from datetime import date
 from fnmatch import fnmatch
 from typing import TYPE_CHECKING, Any
 
-from auditor.findings import Finding, Severity, Span, Suppression
+from auditor.core.findings import Finding, Severity, Span, Suppression
+from auditor.filter.suppressions import InlineSuppression, collect
 from auditor.rules import registry
 from auditor.rules.suppression import (
     SUPPRESSION_EXPIRED,
     SUPPRESSION_WITHOUT_REASON,
     UNUSED_SUPPRESSION,
 )
-from auditor.suppress import InlineSuppression, collect
 
 if TYPE_CHECKING:
-    from auditor.check import AuditContext
+    from auditor.pipeline.stages import AuditContext
 
 
 def code_matches(code: str, patterns: list[str]) -> bool:

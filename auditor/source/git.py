@@ -12,7 +12,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from auditor.errors import AuditError
+from auditor.core.errors import AuditError
 
 # States of an operation in progress, checked in this order (a rebase may leave CHERRY_PICK_HEAD behind).
 _STATE_MARKERS = (

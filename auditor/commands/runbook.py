@@ -13,8 +13,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from auditor.errors import AuditError
-from auditor.runbook.constants import DECISIONS, IMPACTS
+from auditor.core.decisions import DECISIONS, IMPACTS
+from auditor.core.errors import AuditError
 
 
 def register(subparsers: Any) -> None:
@@ -284,16 +284,3 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (`python -m auditor.runbook runbook ...`) with the same error contract."""
-    parser = argparse.ArgumentParser(prog="kumo-audit")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except AuditError as exc:
-        print(f"kumo-audit: error: {exc}", file=sys.stderr)
-        return 2

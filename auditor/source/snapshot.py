@@ -1,6 +1,6 @@
 """A snapshot is one state of a policy tree: relative path -> bytes, with a content id per file.
 
-The working tree is read here; Git states (index, revisions) live in `auditor.change.git_snapshot`.
+The working tree is read here; Git states (index, revisions) live in `auditor.source.git_snapshot`.
 Everything downstream (parse, model, rules) reads files only through a snapshot.
 """
 

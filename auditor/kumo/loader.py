@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from auditor.findings import Finding, Span
+from auditor.core.findings import Finding, Span
 from auditor.kumo.api import KumoApi
 from auditor.kumo.model import ModelBuilder, PolicyModel, builtin_modules
 from auditor.kumo.paths import PathMap
 from auditor.lua.facts import FileFacts
 from auditor.rules.load import LUA_SYNTAX_ERROR, MISSING_FILE, UNREADABLE_FILE
-from auditor.snapshot import FileProblem, Snapshot
+from auditor.source.snapshot import FileProblem, Snapshot
 
 LUA_STDLIB = frozenset(
     {"string", "table", "math", "io", "os", "coroutine", "utf8", "package", "debug"}

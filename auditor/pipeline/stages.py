@@ -7,17 +7,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from auditor.config import DEFAULT, Config
-from auditor.errors import AuditError
-from auditor.findings import Finding, Severity, Span, Suppression, dedupe_fingerprints
+from auditor.config.settings import DEFAULT, Config
+from auditor.core.errors import AuditError
+from auditor.core.findings import Finding, Severity, Span, Suppression, dedupe_fingerprints
 from auditor.kumo.digest import api_table_digest
 from auditor.kumo.paths import PathMap
-from auditor.snapshot import FileProblem, Snapshot
+from auditor.source.snapshot import FileProblem, Snapshot
 
 if TYPE_CHECKING:  # the pipeline's modules load only when a tree is actually audited
     from auditor.kumo.api import KumoApi
+    from auditor.kumo.loader import PolicyLoader
     from auditor.kumo.model import PolicyModel
-    from auditor.load import PolicyLoader
 
 ENTRY_CANDIDATES = (
     "init.lua",
@@ -42,7 +42,7 @@ class AuditContext:
 
 
 @dataclass
-class CheckResult:
+class AuditResult:
     entry: str
     findings: list[Finding]
     context: AuditContext
@@ -110,7 +110,7 @@ def audit_snapshot(
     cached: Callable[[str, str, Callable[[], object]], object] | None = None,
     use_suppressions: bool = True,
     today: Any = None,
-) -> CheckResult:
+) -> AuditResult:
     """Run the whole check pipeline on one snapshot.
 
     With `cached`, the whole result is also cached under everything it depends on (every file's
@@ -145,7 +145,7 @@ def audit_snapshot(
     context = AuditContext(
         stored.model, api, config, snapshot, dict(stored.texts), dict(stored.data)
     )
-    return CheckResult(stored.entry, list(stored.findings), context, list(stored.suppressions))
+    return AuditResult(stored.entry, list(stored.findings), context, list(stored.suppressions))
 
 
 @dataclass
@@ -268,9 +268,9 @@ def _audit(
     cached: Callable[[str, str, Callable[[], object]], object] | None,
     use_suppressions: bool,
     today: Any,
-) -> CheckResult:
-    from auditor.filter import apply_filters
-    from auditor.load import PolicyLoader
+) -> AuditResult:
+    from auditor.filter.apply import apply_filters
+    from auditor.kumo.loader import PolicyLoader
     from auditor.rules import registry
 
     loader = PolicyLoader(snapshot, entry, path_map, api, cached)
@@ -285,7 +285,7 @@ def _audit(
     filtered, used = apply_filters(
         findings, context, use_suppressions=use_suppressions, today=today
     )
-    return CheckResult(entry, filtered, context, used)
+    return AuditResult(entry, filtered, context, used)
 
 
 def load_data_files(
@@ -294,7 +294,7 @@ def load_data_files(
     cached: Callable[[str, str, Callable[[], object]], object] | None,
 ) -> Iterable[Finding]:
     """Validate every data file the policy loads (once per file); report missing ones at the reference."""
-    from auditor.load import decode_text
+    from auditor.kumo.loader import decode_text
     from auditor.rules.load import MISSING_FILE, UNREADABLE_FILE
 
     seen: set[str] = set()

@@ -15,8 +15,8 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from auditor.errors import ConfigError
-from auditor.snapshot import DEFAULT_SIZE_LIMIT
+from auditor.core.errors import ConfigError
+from auditor.source.snapshot import DEFAULT_SIZE_LIMIT
 
 if TYPE_CHECKING:
     from annotated_types import Ge, Gt, Le, MinLen
@@ -198,14 +198,19 @@ def parse_config(table: dict[str, Any], source: str) -> Config:
     )
 
 
+def load_explicit(explicit: Path) -> Config:
+    """The configuration file named on the command line (`--config FILE`)."""
+    if not explicit.is_file():
+        raise ConfigError(f"configuration file {explicit} does not exist")
+    table = _read_toml(explicit)
+    if explicit.name == "pyproject.toml":
+        table = table.get("tool", {}).get("kumo-audit", {})
+    return parse_config(table, str(explicit))
+
+
 def load_config(root: Path, explicit: Path | None = None) -> tuple[Config, Path | None]:
     if explicit is not None:
-        if not explicit.is_file():
-            raise ConfigError(f"configuration file {explicit} does not exist")
-        table = _read_toml(explicit)
-        if explicit.name == "pyproject.toml":
-            table = table.get("tool", {}).get("kumo-audit", {})
-        return parse_config(table, str(explicit)), explicit
+        return load_explicit(explicit), explicit
     found = find_config(root)
     if found is None:
         return DEFAULT, None

@@ -1,0 +1,26 @@
+"""Atomic file writes: a reader never sees half a file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from auditor.core.errors import UsageError
+
+
+def write_atomic(target: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a report.
+
+    Special files (a terminal, a pipe, /dev/null, /dev/stdout) are written in place: renaming over
+    them would replace the device with a regular file."""
+    try:
+        if target.exists() and not target.is_file():
+            with open(target, "w", encoding="utf-8") as stream:
+                stream.write(text)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None

@@ -1,0 +1,1 @@
+"""Which findings are reported: selection, inline suppressions, waivers, baseline."""

@@ -1,3 +1,0 @@
-from auditor.runbook.cli import main
-
-raise SystemExit(main())
