@@ -454,6 +454,15 @@ def api_bytes() -> bytes:
 
 
 @functools.cache
-def load_api() -> KumoApi:
-    """The packaged KumoMTA API table (loaded once per process)."""
-    return parse_api(api_bytes(), use_cache=True)
+def load_api(release: str | None = None) -> KumoApi:
+    """The packaged KumoMTA API table (loaded once per process).
+
+    Without ``release``: the newest release, as ``api.toml`` describes it. With one (a tag, its
+    date, or ``main``): that release's view, derived through the generated version table
+    (``auditor.kumo.versions``); an unknown name raises ``ConfigError``.
+    """
+    if release is None:
+        return parse_api(api_bytes(), use_cache=True)
+    from auditor.kumo.versions import derive_api, load_versions
+
+    return derive_api(load_api(), load_versions().resolve(release))
