@@ -6,25 +6,21 @@ it exists (``since``/``removed``, plus ``deprecated``, ``strict_since``, ``multi
 parameter ``default``/``default_changed``). ``api_overlay.toml`` holds the few curated facts code
 cannot tell (where a removed function ran, what replaced it), each with a source reference.
 
-``api.toml`` describes the newest release; :func:`derive_api` turns it into the view of an older
-release: what that release does not have yet is dropped, what it still had comes back.
+``api.toml`` describes the newest release; ``auditor.kumo.api.derive_api`` turns it into the view
+of an older release: what that release does not have yet is dropped, what it still had comes back.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from auditor.core.errors import ConfigError
-
-if TYPE_CHECKING:
-    from auditor.kumo.api import KumoApi
 
 MAINLINE = "main"
 NEWEST_ALIASES = frozenset({"newest", "latest", MAINLINE})
@@ -129,129 +125,3 @@ def replacement(name: str) -> str:
             return str(entry["replaced_by"])
     fn = load_versions().functions.get(name)
     return str(fn.get("replacement", "")) if fn else ""
-
-
-def derive_api(base: KumoApi, release: str) -> KumoApi:
-    """The API table as ``release`` has it, from the newest table ``base``."""
-    from auditor.kumo.api import EventSpec, FunctionSpec, ParamSpec
-
-    table = load_versions()
-    if release == table.newest:
-        return base
-    overlay = load_overlay()
-    functions: dict[str, FunctionSpec] = {}
-    for name, spec in base.functions.items():
-        entry = table.functions.get(name)
-        if entry is None:
-            functions[name] = spec
-            continue
-        if not table.present(entry, release):
-            continue
-        ranges = entry.get("params", {})
-        params = {
-            p: ps
-            for p, ps in spec.params.items()
-            if p not in ranges or table.present(ranges[p], release)
-        }
-        strict = spec.strict and (
-            not entry.get("strict_since") or table.at_or_before(entry["strict_since"], release)
-        )
-        deprecated_by = spec.deprecated_by
-        if (
-            deprecated_by
-            and entry.get("deprecated")
-            and not table.at_or_before(entry["deprecated"], release)
-        ):
-            deprecated_by = ""
-        functions[name] = replace(
-            spec,
-            params=MappingProxyType(params),
-            strict=strict,
-            deprecated_by=deprecated_by,
-        )
-    for name, entry in table.functions.items():
-        if name in functions or not table.present(entry, release):
-            continue
-        extra = overlay.get("functions", {}).get(name, {})
-        params = {
-            p: ParamSpec(name=p, type="any")
-            for p, r in entry.get("params", {}).items()
-            if table.present(r, release)
-        }
-        functions[name] = FunctionSpec(
-            name=name,
-            where=extra.get("where", "anywhere"),
-            since=entry.get("since", ""),
-            doc=entry.get("doc", ""),
-            strict=False,
-            blocking=False,
-            deprecated_by="",
-            restart_scope=extra.get("restart_scope", ""),
-            table_arg=1,
-            params=MappingProxyType(params),
-            source=entry.get("source", ""),
-        )
-    events: dict[str, EventSpec] = {}
-    for name, spec in base.events.items():
-        entry = table.events.get(name)
-        if entry is None:
-            events[name] = spec
-        elif table.present(entry, release):
-            if entry.get("handlers"):
-                multi = table.at_or_before(entry.get("multiple_since", ""), release)
-            else:
-                multi = spec.handlers == "multiple"
-            events[name] = replace(
-                spec, obsolete=False, replaced_by="", handlers="multiple" if multi else "single"
-            )
-        elif spec.obsolete:
-            events[name] = spec
-    for name, entry in table.events.items():
-        if name not in events and table.present(entry, release):
-            events[name] = EventSpec(
-                name=name,
-                handlers="multiple"
-                if table.at_or_before(entry.get("multiple_since", ""), release)
-                else "single",
-                phase=overlay.get("events", {}).get(name, {}).get("phase", "realtime"),
-                params=(),
-                since=entry.get("since", ""),
-                doc="",
-                obsolete=False,
-                replaced_by="",
-            )
-    helpers = {}
-    for key, spec in base.helpers.items():
-        entry = table.helpers.get(key)
-        if entry is None:
-            helpers[key] = spec
-            continue
-        if not table.present(entry, release):
-            continue
-        members = entry.get("members", {})
-
-        def keep(names: tuple[str, ...], members: dict[str, Any] = members) -> tuple[str, ...]:
-            return tuple(m for m in names if m not in members or table.present(members[m], release))
-
-        removed = {
-            m: why
-            for m, why in spec.removed_members.items()
-            if m not in members or not table.present(members[m], release)
-        }
-        revived = tuple(m for m in spec.removed_members if m not in removed)
-        helpers[key] = replace(
-            spec,
-            module_members=keep(spec.module_members),
-            object_members=keep(spec.object_members) + revived,
-            removed_members=MappingProxyType(removed),
-        )
-    return replace(
-        base,
-        release=release,
-        functions=MappingProxyType(functions),
-        events=MappingProxyType(events),
-        helpers=MappingProxyType(helpers),
-        digest=hashlib.sha256(f"{base.digest}:{release}".encode()).hexdigest(),
-        event_families=tuple(e for e in events.values() if e.is_family),
-        helpers_by_module=MappingProxyType({h.module: h for h in helpers.values()}),
-    )
