@@ -31,6 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="policy directory or entry file (default: current directory)",
     )
+    parser.add_argument(
+        "--kumomta-release",
+        metavar="RELEASE",
+        help="audit against this KumoMTA release's API (a tag, its date, or main; "
+        "default: `kumomta_release` in the configuration, else the newest release)",
+    )
     add_output_options(parser, FORMATS)
     parser.set_defaults(func=run)
 
@@ -63,7 +69,11 @@ def run(args: argparse.Namespace) -> int:
         summary=result.summary(),
         suppressions=result.suppressions,
         extra={
-            "tool": {"entry": result.entry, "config": str(config_path) if config_path else None}
+            "tool": {
+                "entry": result.entry,
+                "config": str(config_path) if config_path else None,
+                "kumomta_release": audited_release(config),
+            }
         },
     )
     plan = output_plan(args.formats, args.outputs, sys.argv[1:])
@@ -81,4 +91,15 @@ def with_cli_overrides(config, args: argparse.Namespace):  # type: ignore[no-unt
         update["select"] = select
     if ignore:
         update["ignore"] = [*config.ignore, *ignore]
+    release = getattr(args, "kumomta_release", None)
+    if release:
+        update["kumomta_release"] = release
     return config.replace(**update) if update else config
+
+
+def audited_release(config) -> str:  # type: ignore[no-untyped-def]
+    """The release tag a configuration audits against (an unknown name raises ConfigError)."""
+    from auditor.kumo.versions import load_versions
+
+    table = load_versions()
+    return table.resolve(config.kumomta_release) if config.kumomta_release else table.newest

@@ -54,11 +54,19 @@ def run(args: argparse.Namespace) -> int:
         found = find_config(root)
         explicit = found[1] if found else {}
     origin = str(source) if source else None
+    from auditor.commands.check import audited_release
+    from auditor.kumo.versions import load_versions
+
+    releases = {"audited": audited_release(config), "newest": load_versions().newest}
     if args.format == "json":
-        doc = {"source": origin, "config": config.as_dict()}
+        doc = {"source": origin, "config": config.as_dict(), "kumomta_release": releases}
         sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(render_toml(config, origin, explicit))
+        sys.stdout.write(
+            f"\n# KumoMTA release audited: {releases['audited']} "
+            f"(newest in the API table: {releases['newest']})\n"
+        )
     return 0
 
 

@@ -104,6 +104,9 @@ class Config:
 
     entry: str | None = None
     """The policy entry file, relative to the audited root."""
+    kumomta_release: str | None = None
+    """The KumoMTA release the policy runs on (a release tag such as 2025.03.19-1d3f1f67, its date,
+    or "main"): rules read that release's API. Unset: the newest release of the API table."""
     select: list[str] = field(default_factory=list)
     """Only these codes or prefixes (empty: all)."""
     ignore: list[str] = field(default_factory=list)

@@ -120,7 +120,7 @@ def audit_snapshot(
 
     from auditor.kumo.api import load_api
 
-    api = load_api()
+    api = load_api(config.kumomta_release)
     entry = find_entry(snapshot, entry or config.entry)
     path_map = make_path_map(entry, config, path_map_overrides)
     today = today or datetime.date.today()
