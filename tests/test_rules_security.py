@@ -649,3 +649,101 @@ def test_s101_inline_suppression_with_reason(tmp_path: Path) -> None:
     (finding,) = [f for f in result.findings if f.code == "S101"]
     assert finding.suppressed and finding.suppression is not None
     assert "lab network" in finding.suppression.reason
+
+
+def test_s106_secrets_by_name_shape_and_use(tmp_path: Path) -> None:
+    """One notion of a secret (auditor.core.secrets), shared with the change set's redaction."""
+    got = findings(
+        tmp_path,
+        "S106",
+        {
+            "init.lua": """
+            local smtp_auth_plain_password = 'hunter2hunter2'
+            local cert_path = '/etc/ssl/key.pem'
+            local api_token_file = '/run/token'
+            local pem = '-----BEGIN RSA PRIVATE KEY-----\\nMIIE'
+            local redis = 'redis://:pw123456@10.0.0.1:6379'
+            local cfg = { client_secret = 'abc123', username = 'ops' }
+            cfg.socks5_proxy_password = 'x1'
+            local greeting = 'hello world, no secret here'
+            """
+        },
+    )
+    assert got == [
+        ("S106", 1, 34),
+        ("S106", 4, 13),
+        ("S106", 5, 15),
+        ("S106", 6, 31),
+        ("S106", 7, 29),
+    ]
+
+
+def test_secret_names() -> None:
+    from auditor.core.secrets import secret_name, secret_reason, secret_shape
+
+    for name in (
+        "password",
+        "smtp_auth_plain_password",
+        "vault_token",
+        "apiKey",
+        "client_secret",
+        "private_key",
+        "db_passwd",
+        "key_data",
+        "socks5_proxy_password",
+        "AccessKey",
+    ):
+        assert secret_name(name), name
+    for name in (
+        "username",
+        "password_file",
+        "token_path",
+        "key",
+        "source_address",
+        "tokens_dir",
+        "keyword",
+        "secretary_name",
+        7,
+        None,
+        "",
+    ):
+        assert not secret_name(name), name
+    assert secret_reason("smtp_auth_plain_password", "/etc/kumo/pw") is None
+    assert secret_reason("key_data", "/not/a/path") == "written inline"
+    assert secret_reason("password", "") is None and secret_reason("password", 5) is None
+    assert secret_shape("postgres://user:pa55@db/x") and not secret_shape("https://example.com/a@b")
+    assert secret_shape("-----BEGIN OPENSSH PRIVATE KEY-----") and not secret_shape(
+        "-----BEGIN CERTIFICATE-----"
+    )
+
+
+def test_redactor_markers_compare_without_revealing() -> None:
+    from auditor.core.secrets import Redactor, is_marker
+
+    one, other = Redactor(b"salt-one"), Redactor(b"salt-two")
+    assert one.marker("tiger") == one.marker("tiger") != one.marker("tiger2")
+    assert one.marker("tiger") != other.marker("tiger")
+    assert is_marker(one.marker("tiger")) and "tiger" not in one.marker("tiger")
+    value = {"a": {"password": "p4ss", "n": 3}, "l": ["postgres://u:p@h/db"], "user": "ops"}
+    red = one.value(value)
+    assert red["a"]["password"] == one.marker("p4ss") and red["a"]["n"] == 3
+    assert is_marker(red["l"][0]) and red["user"] == "ops"
+    assert (
+        one.text("local x = 'longsecret'", {"longsecret"})
+        == f"local x = '{one.marker('longsecret')}'"
+    )
+    cut = one.text("local k = 'BEGINabcdefgh...", {"BEGINabcdefghijklmnop"})
+    assert "BEGIN" not in cut and cut.endswith("...")
+
+
+def test_repository_salt_is_kept_in_the_git_dir(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from auditor.core.secrets import FIXED_SALT, SALT_ENV, repository_salt
+
+    monkeypatch.delenv(SALT_ENV, raising=False)
+    assert repository_salt(tmp_path) == FIXED_SALT  # not in a repository
+    (tmp_path / ".git").mkdir()
+    first = repository_salt(tmp_path / "sub")
+    assert first != FIXED_SALT and repository_salt(tmp_path) == first
+    assert (tmp_path / ".git" / "kumo-audit" / "secret-salt").stat().st_mode & 0o077 == 0
+    monkeypatch.setenv(SALT_ENV, "shared")
+    assert repository_salt(tmp_path) == b"shared"

@@ -23,6 +23,7 @@ from auditor.core.impacts import (
     Element,
     strongest,
 )
+from auditor.core.secrets import Redactor, is_marker, repository_salt
 from auditor.data.locate import render_path
 from auditor.kumo.model import FILE, DataRef, PolicyModel
 from auditor.kumo.monitor import MonitorGlobs, monitor_globs
@@ -159,6 +160,7 @@ def shell_digest(source: bytes, byte_range: tuple[int, int], holes: list[tuple[i
 def compute(base: AuditResult | None, head: AuditResult) -> ChangeSet:
     before, after = _Side(base), _Side(head)
     change = ChangeSet()
+    scrub = Scrubber(base, head)
     from auditor.change.audit import unloadable
 
     broken = unloadable(head)
@@ -174,8 +176,8 @@ def compute(base: AuditResult | None, head: AuditResult) -> ChangeSet:
             reason = "KumoMTA cannot load this file in the new state"
             change.elements.append(Element(f"file {path}", path, 1, BLOCKED, reason))
             continue
-        change.elements.extend(_lua_elements(path, before, after))
-    change.elements.extend(_data_elements(before, after, change))
+        change.elements.extend(_lua_elements(path, before, after, scrub))
+    change.elements.extend(_data_elements(before, after, change, scrub))
     change.elements.extend(_unreferenced_files(before, after, change))
     change.shaping = _shaping_effects(base, head, change)
     _findings_delta(base, head, change)
@@ -191,13 +193,89 @@ def compute(base: AuditResult | None, head: AuditResult) -> ChangeSet:
                 "KumoMTA would fail to load or misbehave",
             )
         )
-    return change
+    return scrub.change(change)
+
+
+# ----- secrets ------------------------------------------------------------------------------------------
+
+
+class Scrubber:
+    """Replaces every secret of either state by a marker with a salted digest.
+
+    Values are redacted by key name and shape; then every secret value found in either state (as
+    rule S106 finds them, including literals an auth handler compares with) is replaced wherever it
+    occurs in a label, a reason or a value, so no renderer or runbook entry can show one."""
+
+    def __init__(self, base: AuditResult | None, head: AuditResult) -> None:
+        from auditor.rules.security import secret_values
+
+        found: set[str] = set()
+        for result in (base, head):
+            if result is not None:
+                ctx = result.context
+                found |= secret_values(ctx.model, ctx.data, ctx.api)
+        snapshot = head.context.snapshot
+        root = getattr(snapshot, "repo", None) or getattr(snapshot, "root", None)
+        self.redactor = Redactor(lambda: repository_salt(root))
+        self.found = found
+        self.long = {v for v in found if len(v) >= 4}
+        self.quoted = {f"{q}{v}{q}" for v in found if 0 < len(v) < 4 for q in "'\""}
+
+    def text(self, text: str) -> str:
+        if not self.found:
+            return text
+        text = self.redactor.text(text, self.long)
+        for q in self.quoted:
+            if q in text:
+                text = text.replace(q, f"{q[0]}{self.redactor.marker(q[1:-1])}{q[0]}")
+        return text
+
+    def value(self, value: Any, key: object = None) -> Any:
+        value = self.redactor.value(value, key)
+        if isinstance(value, str):
+            return self.redactor.marker(value) if value in self.found else self.text(value)
+        if isinstance(value, dict):
+            return {k: self.value(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(v, key) for v in value]
+        return value
+
+    def change(self, change: ChangeSet) -> ChangeSet:
+        change.elements = [
+            Element(self.text(e.element), e.path, e.line, e.impact, self.text(e.reason))
+            for e in change.elements
+        ]
+        change.value_changes = [
+            ValueChange(
+                v.path,
+                v.key,
+                self.value(v.before, v.key[-1] if v.key else None),
+                self.value(v.after, v.key[-1] if v.key else None),
+                v.line,
+            )
+            for v in change.value_changes
+        ]
+        change.shaping = [
+            {
+                **target,
+                "changes": [
+                    {
+                        **c,
+                        "before": self.value(c["before"], c["key"]),
+                        "after": self.value(c["after"], c["key"]),
+                    }
+                    for c in target["changes"]
+                ],
+            }
+            for target in change.shaping
+        ]
+        return change
 
 
 # ----- Lua ----------------------------------------------------------------------------------------------
 
 
-def _lua_elements(path: str, before: _Side, after: _Side) -> Iterator[Element]:
+def _lua_elements(path: str, before: _Side, after: _Side, scrub: Scrubber) -> Iterator[Element]:
     old_text = before.texts.get(path)
     new_text = after.texts.get(path)
     if new_text is None and after.model is not None and path not in after.model.modules:
@@ -232,6 +310,7 @@ def _lua_elements(path: str, before: _Side, after: _Side) -> Iterator[Element]:
     file_contexts = after.model.contexts_of(path, FILE_LEVEL) if after.model else frozenset()
     for digest in sorted(set(new_st) - set(old_st), key=lambda d: new_st[d][1]):
         label, line = new_st[digest]
+        label = scrub.text(label)
         impact, why = _context_impact(
             file_contexts or frozenset({FILE}), "top-level code", after, path
         )
@@ -240,6 +319,7 @@ def _lua_elements(path: str, before: _Side, after: _Side) -> Iterator[Element]:
         label, line = old_st[digest]
         if any(lbl == label for lbl, _ in new_st.values()):
             continue  # the same statement, edited: reported above as its new form
+        label = scrub.text(label)
         impact, why = _context_impact(
             file_contexts or frozenset({FILE}), "top-level code", after, path
         )
@@ -289,7 +369,9 @@ def _refs_by_path(model: PolicyModel | None) -> dict[str, list[DataRef]]:
     return out
 
 
-def _data_elements(before: _Side, after: _Side, change: ChangeSet) -> Iterator[Element]:
+def _data_elements(
+    before: _Side, after: _Side, change: ChangeSet, scrub: Scrubber
+) -> Iterator[Element]:
     old_refs, new_refs = _refs_by_path(before.model), _refs_by_path(after.model)
     for path in sorted(set(old_refs) | set(new_refs)):
         if before.content_id(path) == after.content_id(path):
@@ -312,6 +394,12 @@ def _data_elements(before: _Side, after: _Side, change: ChangeSet) -> Iterator[E
             line = _line_of(located, key)
             vc = ValueChange(path, key, old, new, line)
             change.value_changes.append(vc)
+            last = key[-1] if key else None
+            old, new = scrub.value(old, last), scrub.value(new, last)
+            if old is not None and new is not None and (is_marker(old) or is_marker(new)):
+                text = f"value changed ({short(old)} -> {short(new)})"
+                yield Element(f"{vc.label()} {text}", path, line, impact, why)
+                continue
             text = (
                 f"{short(old)} -> {short(new)}"
                 if old is not None and new is not None

@@ -38,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from auditor.config.settings import load_config
     from auditor.core.errors import UsageError
+    from auditor.core.secrets import Redactor, repository_salt
     from auditor.data.effective_shaping import explain_shaping
     from auditor.kumo.api import load_api
     from auditor.kumo.loader import PolicyLoader
@@ -63,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     for _finding in load_data_files(context, loader, None):
         pass  # findings are `check`'s business; here only the parsed data is needed
     report = explain_shaping(context, args.domain, args.source)
+    redactor = Redactor(lambda: repository_salt(root))
+    report.settings = [s._replace(value=redactor.value(s.value, s.key)) for s in report.settings]
     if args.format == "json":
         text = json.dumps(report.as_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     else:

@@ -16,9 +16,10 @@ from typing import Any
 from tree_sitter import Node, Tree
 
 from auditor.core.findings import Finding, Span
+from auditor.core.secrets import secret_reason, secrets_in
 from auditor.kumo.model import CallSite, Handler, PolicyModel
 from auditor.kumo.values import IPNetwork, parse_cidr, parse_socket_address
-from auditor.lua.literal import Evaluator, Lit, Table, Value
+from auditor.lua.literal import Evaluator, Lit, Table, Value, decode_string
 from auditor.lua.syntax import LineIndex, parse
 from auditor.rules.registry import rule
 
@@ -653,27 +654,9 @@ _AUTH_EVENTS = (
 )
 
 
-def _path_like(text: str) -> bool:
-    return text.startswith(("/", "./", "../", "~"))
-
-
-def _secret_in_entry(key: object, value: object) -> str | None:
-    """Why a key/value pair holds a literal secret, or None. `value` is a Python scalar."""
-    if not isinstance(value, str) or not value:
-        return None
-    if key in ("key_data", "vault_token", "socks5_proxy_password"):
-        return "written inline"
-    if key == "smtp_auth_plain_password" and not _path_like(value):
-        return (
-            "written inline (KumoMTA also reads a plain string here as the path of a file, so "
-            "a password written directly fails authentication)"
-        )
-    return None
-
-
 def _lua_secrets(
     table: Table, path: tuple[str, ...]
-) -> Iterator[tuple[tuple[str, ...], Span, str]]:
+) -> Iterator[tuple[tuple[str, ...], Span, str, Lit]]:
     stack: list[tuple[Table, tuple[str, ...]]] = [(table, path)]
     while stack:
         current, where = stack.pop()
@@ -683,9 +666,14 @@ def _lua_secrets(
             if isinstance(entry.value, Table):
                 stack.append((entry.value, (*where, str(label))))
             elif isinstance(entry.value, Lit):
-                reason = _secret_in_entry(key, entry.value.value)
+                reason = secret_reason(key, entry.value.value)
                 if reason:
-                    yield (*where, str(label)), entry.key_span or entry.value.span, reason
+                    yield (
+                        (*where, str(label)),
+                        entry.key_span or entry.value.span,
+                        reason,
+                        entry.value,
+                    )
 
 
 def _data_secrets(value: Any, path: DataPath = ()) -> Iterator[DataPath]:
@@ -696,19 +684,99 @@ def _data_secrets(value: Any, path: DataPath = ()) -> Iterator[DataPath]:
             for key, item in node.items():
                 if isinstance(item, dict | list):
                     stack.append((item, (*where, key)))
-                elif _secret_in_entry(key, item):
+                elif secret_reason(key, item):
                     yield (*where, key)
         elif isinstance(node, list):
             for index, item in enumerate(node):
                 if isinstance(item, dict | list):
                     stack.append((item, (*where, index)))
+                elif secret_reason(where[-1] if where else None, item):
+                    yield (*where, index)
 
 
-def _auth_comparisons(ctx: Any, handler: Handler) -> Iterator[tuple[str, Span, str]]:
-    """(module, span, what) for comparisons of a handler's password/token parameter to literals."""
-    spec = ctx.api.event(handler.event)
+@dataclass(frozen=True, slots=True)
+class LuaSecret:
+    """A string literal of a Lua file that holds a secret: by the name it is bound to, or its shape."""
+
+    module: str
+    span: Span  # the literal
+    name: str | None  # the variable or field it is bound to
+    reason: str
+    raw: str  # the literal as written, without its quotes
+    value: str
+
+
+def _bound_name(node: Node) -> str | None:
+    """The variable or field name a string literal is bound to (`x = 'v'`, `{ x = 'v' }`)."""
+    parent = node.parent
+    if parent is None:
+        return None
+    if parent.type == "field":
+        name = parent.child_by_field_name("name")
+        return _text(name) if name is not None and name.type == "identifier" else None
+    if parent.type == "expression_list" and parent.parent is not None:
+        assign = parent.parent
+        if assign.type != "assignment_statement":
+            return None
+        names = next((c for c in assign.named_children if c.type == "variable_list"), None)
+        if names is None:
+            return None
+        position = [c.id for c in parent.named_children].index(node.id)
+        targets = names.named_children
+        if position >= len(targets):
+            return None
+        target = targets[position]
+        if target.type == "identifier":
+            return _text(target)
+        if target.type == "dot_index_expression":
+            field_node = target.child_by_field_name("field")
+            return _text(field_node) if field_node is not None else None
+    return None
+
+
+def lua_string_secrets(module: str, source: bytes) -> list[LuaSecret]:
+    """Every string literal of a Lua file that is a secret by the name it is bound to or its shape."""
+    tree, index, _bodies = _parsed(source)
+    out: list[LuaSecret] = []
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.type == "string":
+            raw = _text(node)
+            value = decode_string(raw)
+            name = _bound_name(node)
+            reason = secret_reason(name, value)
+            if reason:
+                out.append(LuaSecret(module, index.span(node), name, reason, _inner(node), value))
+            continue
+        stack.extend(node.named_children)
+    return out
+
+
+def secret_values(model: PolicyModel, data: dict[str, Any], api: Any) -> set[str]:
+    """Every secret value of an audited state, as written and as read (for redaction)."""
+    out: set[str] = set()
+    for path, mod in model.modules.items():
+        for found in lua_string_secrets(path, mod.text.encode("utf-8")):
+            out.update((found.value, found.raw))
+    for handler in model.handlers:
+        if handler.event in _AUTH_EVENTS:
+            for _module, _span, _what, values in _auth_comparisons(api, model, handler):
+                out.update(values)
+    for result in data.values():
+        out.update(secrets_in(getattr(result, "value", None)))
+    out.discard("")
+    return out
+
+
+def _auth_comparisons(
+    api: Any, model: PolicyModel, handler: Handler
+) -> Iterator[tuple[str, Span, str, list[str]]]:
+    """(module, span, what, values) for comparisons of a handler's password/token parameter to
+    literals."""
+    spec = api.event(handler.event)
     names = list(getattr(spec, "params", None) or [])
-    fb = handler_body(ctx.model, handler)
+    fb = handler_body(model, handler)
     if fb is None:
         return
     secret_params = {
@@ -733,29 +801,51 @@ def _auth_comparisons(ctx: Any, handler: Handler) -> Iterator[tuple[str, Span, s
                 continue
             found = _literal_secret(fb, other, constants)
             if found is not None:
-                yield fb.module, found[0], f"{_text(mine)} is compared with {found[1]}"
+                span, what, values = found
+                yield fb.module, span, f"{_text(mine)} is compared with {what}", values
 
 
 def _literal_secret(
     fb: FunctionBody, node: Node, constants: dict[str, Node]
-) -> tuple[Span, str] | None:
+) -> tuple[Span, str, list[str]] | None:
     if node.type == "string":
         value = fb.evaluator.eval(node)
         if isinstance(value, Lit) and value.value:
-            return value.span, "a string literal"
+            return value.span, "a string literal", [str(value.value), _inner(node)]
         return None
     if node.type == "identifier" and _text(node) in constants:
         return _literal_secret(fb, constants[_text(node)], {})
     if node.type == "bracket_index_expression":
         table = node.child_by_field_name("table")
         if table is not None and table.type == "identifier" and _text(table) in constants:
-            value = fb.evaluator.eval(constants[_text(table)])
-            if isinstance(value, Table) and any(
-                isinstance(e.value, Lit) and isinstance(e.value.value, str) and e.value.value
-                for e in value.entries
-            ):
-                return value.span, f"entries of the literal table {_text(table)}"
+            constant = constants[_text(table)]
+            value = fb.evaluator.eval(constant)
+            if isinstance(value, Table):
+                strings = [
+                    e.value.value
+                    for e in value.entries
+                    if isinstance(e.value, Lit) and isinstance(e.value.value, str) and e.value.value
+                ]
+                if strings:
+                    raw = [_inner(n) for n in _strings_under(constant)]
+                    return value.span, f"entries of the literal table {_text(table)}", strings + raw
     return None
+
+
+def _inner(node: Node) -> str:
+    """A string literal as written, without its quotes."""
+    content = next((c for c in node.named_children if c.type == "string_content"), None)
+    return _text(content) if content is not None else ""
+
+
+def _strings_under(node: Node) -> Iterator[Node]:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if current.type == "string":
+            yield current
+        else:
+            stack.extend(current.named_children)
 
 
 def _local_literals(fb: FunctionBody) -> dict[str, Node]:
@@ -788,10 +878,12 @@ def _text(node: Node) -> str:
 
 def _check_hardcoded_secret(ctx: Any) -> Iterator[Finding]:
     model: PolicyModel = ctx.model
+    reported: set[tuple[str, Span]] = set()
     for handler in model.handlers:
         if handler.event not in _AUTH_EVENTS:
             continue
-        for module, span, what in _auth_comparisons(ctx, handler):
+        for module, span, what, _values in _auth_comparisons(ctx.api, model, handler):
+            reported.add((module, span))
             yield HARDCODED_SECRET.finding(
                 module,
                 span,
@@ -804,8 +896,9 @@ def _check_hardcoded_secret(ctx: Any) -> Iterator[Finding]:
         for index, arg in enumerate(site.call.args):
             if not isinstance(arg, Table):
                 continue
-            for path, span, reason in _lua_secrets(arg, ()):
+            for path, span, reason, literal in _lua_secrets(arg, ()):
                 where = ".".join(path)
+                reported.add((site.module, literal.span))
                 yield HARDCODED_SECRET.finding(
                     site.module,
                     span,
@@ -814,6 +907,18 @@ def _check_hardcoded_secret(ctx: Any) -> Iterator[Finding]:
                     "(vault, or a file readable only by kumod)",
                     key=f"{site.call.text} arg{index} {where}",
                 )
+    for path in sorted(model.modules):
+        for found in lua_string_secrets(path, model.modules[path].text.encode("utf-8")):
+            if (path, found.span) in reported:
+                continue
+            what = f"the value of {found.name}" if found.name else "a string literal"
+            yield HARDCODED_SECRET.finding(
+                path,
+                found.span,
+                f"{what} is a secret {found.reason}: anyone who can read the policy repository "
+                "has it; load it from a key source (vault, or a file readable only by kumod)",
+                key=f"{found.name or 'literal'} secret",
+            )
     formats = data_formats(model)
     for path in sorted(formats):
         result = ctx.data.get(path)
@@ -847,7 +952,10 @@ string literal, a local string, or a local literal table of passwords; `key_data
 material, e.g. a DKIM or TLS private key) and `vault_token` in any literal table; literal
 `smtp_auth_plain_password` strings (a plain string is read as a file path, so one that is not a
 path is most likely the password itself) and `socks5_proxy_password`, in Lua tables and in
-shaping/sources data files.
+shaping/sources data files; any other string bound to a secret's name (`password`, `token`,
+`client_secret`, `api_key`, ... but not `password_file` or a path), and any string shaped like a
+secret (inline private key material, a URL with a password). The same notion decides what the change
+set and the runbook redact.
 """,
     bad="""
 kumo.on('http_server_validate_auth_basic', function(user, password)
