@@ -109,9 +109,9 @@ _RUNTIME: dict[str, object] = {}
 
 
 def audit_item(item: Item, outcome: Outcome) -> None:
-    from auditor.check import audit_snapshot
-    from auditor.errors import AuditError
-    from auditor.snapshot import FsSnapshot
+    from auditor.pipeline.stages import audit_snapshot
+    from auditor.core.errors import AuditError
+    from auditor.source.snapshot import FsSnapshot
 
     try:
         result = audit_snapshot(FsSnapshot(item.root), entry=item.entry)
@@ -155,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     checkout = args.checkout.resolve()
     if not (checkout / "docs").is_dir() or not (checkout / "assets").is_dir():
-        print(f"error: {checkout} is not a KumoMTA work tree (no docs/ or assets/)", file=sys.stderr)
+        print(
+            f"error: {checkout} is not a KumoMTA work tree (no docs/ or assets/)", file=sys.stderr
+        )
         return 2
     started = time.perf_counter()
     outcome = Outcome()
@@ -189,9 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"explained in {REVIEWED.name}: {len(explained)}; unexplained: {len(unexplained)}")
     for where, code, line, column, message in unexplained if not args.verbose else outcome.errors:
         print(f"  {where}:{line}:{column}: {code} {message[:160]}")
-    stale = sorted(
-        key for key in reviewed if key not in {(e[0], e[1]) for e in outcome.errors}
-    )
+    stale = sorted(key for key in reviewed if key not in {(e[0], e[1]) for e in outcome.errors})
     for path, code in stale:
         print(f"  reviewed but not reported any more: {path} {code}")
     if args.json:

@@ -37,6 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="audit against this KumoMTA release's API (a tag, its date, or main; "
         "default: `kumomta_release` in the configuration, else the newest release)",
     )
+    parser.add_argument(
+        "--kind",
+        choices=("shaping", "queues", "sources", "listener_domains", "dkim"),
+        default=None,
+        help="which helper reads the data file given as PATH (default: told from its name, "
+        "else from its content)",
+    )
     add_output_options(parser, FORMATS)
     parser.set_defaults(func=run)
 
@@ -62,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         path_map_overrides=overrides,
         cached=parse_cache_for(root),
         use_suppressions=not args.no_suppressions,
+        kind=args.kind,
     )
     data = RenderInput(
         root=str(args.path),
@@ -73,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
                 "entry": result.entry,
                 "config": str(config_path) if config_path else None,
                 "kumomta_release": audited_release(config),
+                "mode": result.mode,
             }
         },
     )

@@ -7,7 +7,8 @@
 - `hook commit-msg FILE` requires a ticket reference (Config.ticket_pattern) in the message when the
   staged change needs a kumod restart or uses a suppression in a changed file.
 - `hook lint FILE...` (per-file pre-commit hook) audits the policy containing the files (working tree)
-  and reports only findings located in those files.
+  and reports only findings located in those files; a file the policy does not load is audited on its
+  own (a data file as the helper file its name or content tells, a Lua file as a module).
 
 Where the policy is: `--policy DIR`, else `git config kumo-audit.policy`, else the shallowest directory
 of the index holding one of the entry candidates (`init.lua`, `policy/init.lua`, `etc/policy/init.lua`,
@@ -17,6 +18,7 @@ of the index holding one of the entry candidates (`init.lua`, `policy/init.lua`,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -301,6 +303,7 @@ def run_lint(args: argparse.Namespace) -> int:
     from auditor.config.settings import load_explicit
     from auditor.core.findings import Severity, at_or_above
     from auditor.pipeline import AuditOptions, audit
+    from auditor.pipeline.api import resolve_config
     from auditor.pipeline.cache import parse_cache_for
     from auditor.source.git_snapshot import open_snapshot
 
@@ -325,11 +328,26 @@ def run_lint(args: argparse.Namespace) -> int:
         entry=args.entry,
         cached=parse_cache_for(repo),
     )
+    shown = []
     with open_snapshot(repo, "WORKTREE", subdir or None) as snapshot:
-        result = audit(snapshot, options)
-    config = result.context.config
+        try:
+            result = audit(snapshot, options)
+        except AuditError:
+            config = resolve_config(snapshot, options)[0]
+            if options.entry or config.entry:
+                raise
+            covered: set[str] = set()  # no policy entry here: every file is audited on its own
+        else:
+            config = result.context.config
+            shown = [f for f in result.findings if not f.suppressed and f.path in wanted]
+            covered = set(result.context.model.modules) | set(result.context.data)
+        for alone in sorted(wanted - covered):
+            if not snapshot.exists(alone) or not alone.endswith((".lua", ".toml", ".json")):
+                continue
+            # a file the policy does not load: a data file by its role, a Lua file as a module
+            own = audit(snapshot, dataclasses.replace(options, entry=alone))
+            shown.extend(f for f in own.findings if not f.suppressed and f.path == alone)
     threshold = Severity.parse(args.fail_on or config.fail_on)
-    shown = [f for f in result.findings if not f.suppressed and f.path in wanted]
     for finding in shown:
         print(
             f"{location(finding, subdir)}: {finding.code} [{finding.severity.value}] {finding.message}"

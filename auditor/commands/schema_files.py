@@ -72,6 +72,11 @@ class ToolOut(_Open):
     version: str
     entry: str | None = None
     config: str | None = None
+    mode: str | None = Field(
+        default=None,
+        description="how the target was audited: policy, module (a module or snippet on its own) "
+        "or data:<helper> (a data file on its own)",
+    )
 
 
 class BySeverity(_Closed):

@@ -123,6 +123,7 @@ class PolicyModel:
     helper_setups: list[HelperSetup] = field(default_factory=list)
     requires: list[RequireEdge] = field(default_factory=list)
     data_refs: list[DataRef] = field(default_factory=list)
+    mode: str = "policy"  # "policy", "module" (a module or snippet audited alone), "data:<helper>"
     globals: list[GlobalSite] = field(default_factory=list)
     load_findings: list[Finding] = field(default_factory=list)
     function_contexts: dict[tuple[str, int], Contexts] = field(default_factory=dict)

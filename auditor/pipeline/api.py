@@ -44,6 +44,9 @@ class AuditOptions:
     """Content cache lookup (see `auditor.pipeline.cache.parse_cache_for`); None computes everything."""
     today: date | None = None
     """The day suppressions and waivers expire against (None: today)."""
+    kind: str | None = None
+    """For a data file given as the entry: which helper reads it (None: told from its name, else
+    from its content)."""
 
 
 def resolve_config(snapshot: Snapshot, options: AuditOptions) -> tuple[Config, str | None]:
@@ -76,4 +79,5 @@ def audit(snapshot: Snapshot, options: AuditOptions | None = None) -> AuditResul
         cached=options.cached,
         use_suppressions=options.use_suppressions,
         today=options.today,
+        kind=options.kind,
     )

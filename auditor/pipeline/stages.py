@@ -47,6 +47,7 @@ class AuditResult:
     findings: list[Finding]
     context: AuditContext
     suppressions: list[Suppression] = field(default_factory=list)
+    mode: str = "policy"  # "policy", "module" or "data:<helper>" (see audit_mode)
 
     def counted(self) -> list[Finding]:
         return [f for f in self.findings if not f.suppressed]
@@ -64,6 +65,7 @@ class CheckSummary:
     findings: list[Finding]
     suppressions: list[Suppression]
     files: int
+    mode: str = "policy"
 
     def summary(self) -> dict[str, Any]:
         return summarize(self.findings, self.files)
@@ -110,8 +112,12 @@ def audit_snapshot(
     cached: Callable[[str, str, Callable[[], object]], object] | None = None,
     use_suppressions: bool = True,
     today: Any = None,
+    kind: str | None = None,
 ) -> AuditResult:
     """Run the whole check pipeline on one snapshot.
+
+    A data file given as the entry is audited alone, as the helper data file `kind` (default: told
+    from its name, else from its content).
 
     With `cached`, the whole result is also cached under everything it depends on (every file's
     content id, the configuration, the options, the day), so an unchanged tree is not audited again.
@@ -126,7 +132,9 @@ def audit_snapshot(
     today = today or datetime.date.today()
 
     def compute() -> StoredResult:
-        result = _audit(snapshot, config, entry, path_map, api, cached, use_suppressions, today)
+        result = _audit(
+            snapshot, config, entry, path_map, api, cached, use_suppressions, today, kind
+        )
         ctx = result.context
         return StoredResult(
             result.entry, result.findings, result.suppressions, ctx.model, ctx.texts, ctx.data
@@ -137,7 +145,7 @@ def audit_snapshot(
         if cached is None
         else _cached_result(
             cached,
-            snapshot_key(snapshot, config, entry, path_map, use_suppressions, today),
+            snapshot_key(snapshot, config, entry, path_map, use_suppressions, today, kind),
             compute,
         )
     )
@@ -145,7 +153,13 @@ def audit_snapshot(
     context = AuditContext(
         stored.model, api, config, snapshot, dict(stored.texts), dict(stored.data)
     )
-    return AuditResult(stored.entry, list(stored.findings), context, list(stored.suppressions))
+    return AuditResult(
+        stored.entry,
+        list(stored.findings),
+        context,
+        list(stored.suppressions),
+        getattr(stored.model, "mode", "policy"),
+    )
 
 
 @dataclass
@@ -175,6 +189,7 @@ def check_tree(
     cached: Callable[[str, str, Callable[[], object]], object] | None = None,
     use_suppressions: bool = True,
     today: Any = None,
+    kind: str | None = None,
 ) -> CheckSummary:
     """`audit_snapshot` for callers that only report findings: with a cache, an unchanged tree is
     answered from its summary without loading the model, the rules or the data schemas."""
@@ -193,14 +208,19 @@ def check_tree(
             cached=cached,
             use_suppressions=use_suppressions,
             today=today,
+            kind=kind,
         )
         return CheckSummary(
-            result.entry, result.findings, result.suppressions, len(result.context.texts)
+            result.entry,
+            result.findings,
+            result.suppressions,
+            len(result.context.texts),
+            result.mode,
         )
 
     if cached is None:
         return compute()
-    key = snapshot_key(snapshot, config, resolved, path_map, use_suppressions, today)
+    key = snapshot_key(snapshot, config, resolved, path_map, use_suppressions, today, kind)
     return compute() if key is None else cached("summary", key, compute)  # type: ignore[return-value]
 
 
@@ -226,6 +246,7 @@ def snapshot_key(
     path_map: PathMap,
     use_suppressions: bool,
     today: Any,
+    kind: str | None = None,
 ) -> str | None:
     """Everything a check result depends on, hashed: each file and its content id, problems seen while
     listing, the configuration, the entry and path map, suppressions on or off, the day (suppressions
@@ -251,6 +272,7 @@ def snapshot_key(
                 str(today),
                 api_table_digest(),
                 snapshot.size_limit,
+                kind,
             ],
             sort_keys=True,
             default=str,
@@ -268,13 +290,18 @@ def _audit(
     cached: Callable[[str, str, Callable[[], object]], object] | None,
     use_suppressions: bool,
     today: Any,
+    kind: str | None = None,
 ) -> AuditResult:
     from auditor.filter.apply import apply_filters
     from auditor.kumo.loader import PolicyLoader
     from auditor.rules import registry
 
     loader = PolicyLoader(snapshot, entry, path_map, api, cached)
-    loaded = loader.load()
+    if is_data_entry(entry):
+        loaded = data_file_model(snapshot, entry, path_map, api, kind)
+    else:
+        loaded = loader.load()
+        loaded.model.mode = audit_mode(loaded.model, entry, config)
     context = AuditContext(loaded.model, api, config, snapshot, loaded.texts)
     findings = list(loaded.findings)
     findings.extend(load_data_files(context, loader, cached))
@@ -286,6 +313,64 @@ def _audit(
         findings, context, use_suppressions=use_suppressions, today=today
     )
     return AuditResult(entry, filtered, context, used)
+
+
+def is_data_entry(entry: str) -> bool:
+    from auditor.data.role import is_data_file
+
+    return is_data_file(entry)
+
+
+# Events whose handler makes a Lua file a policy entry: kumod's `init`, tsa-daemon's `tsa_init`,
+# kumo-proxy's `proxy_init` (K:docs/reference/events/init.md, tsa_init.md, proxy_init.md), and
+# `main` of `kumod --script`.
+ENTRY_EVENTS = frozenset({"init", "tsa_init", "proxy_init", "main"})
+
+
+def audit_mode(model: PolicyModel, entry: str, config: Config) -> str:
+    """ "policy" for a policy entry (named init.lua, the configured entry, or registering an init-like
+    handler); "module" for any other Lua file (a module or a snippet): whole-policy rules do not apply
+    to it, and what its top level does depends on where it is required."""
+    if entry.rsplit("/", 1)[-1] == "init.lua" or (config.entry and config.entry == entry):
+        return "policy"
+    for handler in model.handlers:
+        if handler.module == entry and handler.origin == "policy" and handler.event in ENTRY_EVENTS:
+            return "policy"
+    return "module"
+
+
+def data_file_model(
+    snapshot: Snapshot, entry: str, path_map: PathMap, api: KumoApi, kind: str | None
+) -> Any:
+    """A model holding one data file as if a helper loaded it (`check shaping.toml`)."""
+    from auditor.data.role import KINDS, infer_role
+    from auditor.kumo.model import DataRef, PolicyModel
+    from auditor.kumo.loader import LoadResult, decode_text
+    from auditor.rules.load import UNREADABLE_FILE
+
+    model = PolicyModel(entry, path_map, api)
+    try:
+        text = decode_text(entry, snapshot.read(entry), snapshot.size_limit)
+    except FileProblem as problem:
+        model.mode = f"data:{kind or 'unknown'}"
+        finding = UNREADABLE_FILE.finding(
+            entry, Span.point(1, 1), f"{entry} {problem.reason}", key=entry
+        )
+        return LoadResult(model, [finding], {})
+    if kind is not None and kind not in KINDS:
+        raise AuditError(f"unknown --kind {kind!r} (expected one of {', '.join(KINDS)})")
+    role = kind or infer_role(entry, text)
+    if role is None:
+        raise AuditError(
+            f"cannot tell which helper reads {entry}: name it like shaping.toml, queues.toml, "
+            "sources.toml, listener_domains.toml or dkim_data.toml, or pass --kind "
+            f"{'|'.join(KINDS)}"
+        )
+    model.mode = f"data:{role}"
+    model.data_refs.append(
+        DataRef(entry, entry, entry, Span.point(1, 1), role, f"{role} data file", frozenset())
+    )
+    return LoadResult(model, [], {})
 
 
 def load_data_files(

@@ -86,8 +86,23 @@ def render(data: RenderInput, *, color: bool = False) -> str:
     verdict = "no problems" if total == 0 else f"{total} finding{'s' if total != 1 else ''}"
     if lines:
         lines.append("")
-    lines.append(f"{verdict} ({', '.join(parts)}{tail}) in {files} file{'s' if files != 1 else ''}")
+    mode = data.extra.get("tool", {}).get("mode")
+    audited_as = f" ({mode_label(mode)})" if mode and mode != "policy" else ""
+    lines.append(
+        f"{verdict} ({', '.join(parts)}{tail}) in {files} file{'s' if files != 1 else ''}{audited_as}"
+    )
     return "\n".join(lines) + "\n"
+
+
+MODE_LABELS = {
+    "module": "audited as a module: whole-policy rules off; its top level runs where it is required",
+}
+
+
+def mode_label(mode: str) -> str:
+    if mode.startswith("data:"):
+        return f"audited as a {mode[5:].replace('_', ' ')} data file"
+    return MODE_LABELS.get(mode, mode)
 
 
 def _render_change(data: RenderInput, color: bool) -> str:

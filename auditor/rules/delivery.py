@@ -39,6 +39,8 @@ QUEUE_KEYS = ("retry_interval", "max_retry_interval", "max_age")
 
 def _check_missing_spool(ctx: Any) -> Iterator[Finding]:
     model: PolicyModel = ctx.model
+    if model.mode != "policy":
+        return  # a module or snippet alone: the policy that requires it may define the spools
     listeners = [s for s in sites_of(model, *LISTENERS) if s.contexts]
     if not listeners:
         return

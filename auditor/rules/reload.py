@@ -3,10 +3,11 @@ and what KumoMTA does not notice changed."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
-from auditor.core.findings import Finding
+from auditor.core.findings import Finding, Severity
 from auditor.kumo.api import KumoApi
 from auditor.kumo.model import FILE, CallSite, PolicyModel
 from auditor.kumo.monitor import DEFAULT_GLOBS as DEFAULT_MONITOR_GLOBS
@@ -61,6 +62,18 @@ def _check_init_only_outside_init(ctx: Any) -> Iterator[Finding]:
         if not bad:
             continue
         effect = _REPEAT_EFFECT.get(spec.restart_scope, _DEFAULT_EFFECT)
+        if bad == [FILE] and model.mode == "module" and site.module == model.entry:
+            # a module audited alone: its top level runs wherever the policy requires it
+            finding = INIT_ONLY_OUTSIDE_INIT.finding(
+                site.module,
+                site.call.name_span,
+                f"{name} is meant to run once, in init, and runs at the top level of this module: "
+                "that depends on where the policy requires it (inside init it runs once; at the "
+                f"policy's top level it runs for every new Lua context, and {effect})",
+                key=f"{name} {_ident(site)} module",
+            )
+            yield dataclasses.replace(finding, severity=Severity.WARNING)
+            continue
         runs = (
             "the policy's top level runs again for every new Lua context"
             if FILE in bad
@@ -375,7 +388,7 @@ def _check_unmonitored_config(ctx: Any) -> Iterator[Finding]:
         if site is not None
         else f"the default config-monitor glob ({shown})"
     )
-    entry = model.path_map.to_deployed(model.entry)
+    entry = model.path_map.to_deployed(model.entry) if model.mode == "policy" else None
     if entry is not None and not covered(entry) and site is not None:
         yield UNMONITORED_CONFIG.finding(
             site.module,
