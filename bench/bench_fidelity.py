@@ -119,7 +119,7 @@ def audit_item(item: Item, outcome: Outcome) -> None:
         outcome.modes["refused"] += 1
         print(f"  refused {item.label}: {err}", file=sys.stderr)
         return
-    except Exception:  # noqa: BLE001 - counting internal errors is the point
+    except Exception:
         outcome.internal_errors.append((item.label, traceback.format_exc(limit=3)))
         return
     outcome.audited += 1
