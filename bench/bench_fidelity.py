@@ -109,8 +109,8 @@ _RUNTIME: dict[str, object] = {}
 
 
 def audit_item(item: Item, outcome: Outcome) -> None:
-    from auditor.pipeline.stages import audit_snapshot
     from auditor.core.errors import AuditError
+    from auditor.pipeline.stages import audit_snapshot
     from auditor.source.snapshot import FsSnapshot
 
     try:

@@ -344,8 +344,8 @@ def data_file_model(
 ) -> Any:
     """A model holding one data file as if a helper loaded it (`check shaping.toml`)."""
     from auditor.data.role import KINDS, infer_role
-    from auditor.kumo.model import DataRef, PolicyModel
     from auditor.kumo.loader import LoadResult, decode_text
+    from auditor.kumo.model import DataRef, PolicyModel
     from auditor.rules.load import UNREADABLE_FILE
 
     model = PolicyModel(entry, path_map, api)
