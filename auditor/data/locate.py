@@ -195,7 +195,37 @@ def _deepest_point(text: str, lines: _Lines, limit: int = JSON_MAX_DEPTH) -> tup
 _TOML_ERROR_POS = lazy(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\s*$")
 
 
+# Deeper dotted keys are refused before parsing: each level costs tomllib (and every walk of the
+# value) time proportional to the depth, so a 50,000-part header would take minutes.
+TOML_MAX_KEY_DEPTH = 128
+_DOTTED_KEY = lazy(
+    r"""[ \t]*\[{0,2}[ \t]*(?:[A-Za-z0-9_-]+|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|'[^'\n]*')"""
+    r"""(?:[ \t]*\.[ \t]*(?:[A-Za-z0-9_-]+|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|'[^'\n]*'))*"""
+)
+_KEY_PART = lazy(r"""[A-Za-z0-9_-]+|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|'[^'\n]*'""")
+
+
+def _too_deep_key(text: str, lines: _Lines) -> DataSyntaxError | None:
+    """A header or key of more than TOML_MAX_KEY_DEPTH dotted parts (one linear scan)."""
+    offset = 0
+    for line in text.split("\n"):
+        if line.count(".") >= TOML_MAX_KEY_DEPTH:
+            match = _DOTTED_KEY.match(line)
+            if match and len(_KEY_PART.findall(match.group())) > TOML_MAX_KEY_DEPTH:
+                row, column = lines.pos(offset)
+                return DataSyntaxError(
+                    f"a key of more than {TOML_MAX_KEY_DEPTH} dotted parts: too deep to check",
+                    row,
+                    column,
+                )
+        offset += len(line) + 1
+    return None
+
+
 def _load_toml(text: str, lines: _Lines) -> Located:
+    too_deep = _too_deep_key(text, lines)
+    if too_deep is not None:
+        raise too_deep
     try:
         value = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

@@ -32,6 +32,7 @@ class ParsedLua:
 
     facts: FileFacts | None
     error: tuple[int, int, str] | None  # line, column, message of a syntax error
+    too_complex: str | None = None  # why the file is over the per-file budget (E102)
 
 
 @dataclass
@@ -61,13 +62,16 @@ def decode_text(path: str, data: bytes, size_limit: int) -> str:
 def parse_lua(text: str, path: str) -> ParsedLua:
     """Compile with Lua 5.4 (authoritative) and extract facts with tree-sitter."""
     from auditor.lua.compile import compile_lua
-    from auditor.lua.facts import extract
+    from auditor.lua.facts import TooComplex, extract
 
     error = compile_lua(text, path)
     if error is not None:
         column = _error_column(text, error.line)
         return ParsedLua(None, (error.line, column, error.message))
-    return ParsedLua(extract(text.encode("utf-8")), None)
+    try:
+        return ParsedLua(extract(text.encode("utf-8")), None)
+    except TooComplex as exc:
+        return ParsedLua(None, None, str(exc))
 
 
 def _error_column(text: str, line: int) -> int:
@@ -128,6 +132,13 @@ class PolicyLoader:
         else:
             parsed = parse_lua(text, path)
         assert isinstance(parsed, ParsedLua)
+        if parsed.too_complex is not None:
+            self.findings.append(
+                UNREADABLE_FILE.finding(
+                    path, Span.point(1, 1), f"{path} {parsed.too_complex}", key=path
+                )
+            )
+            return None
         if parsed.error is not None:
             line, column, message = parsed.error
             self.findings.append(

@@ -9,6 +9,7 @@ value is not tracked. ``"()"`` marks the result of a call.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from auditor.lua.literal import Evaluator, Lit, Unknown, Value
 
 if TYPE_CHECKING:  # the syntax tree is needed only while extracting, not to load cached facts
     from tree_sitter import Node
+
+    from auditor.lua.syntax import LineIndex
 
 Path = tuple[object, ...]
 
@@ -108,6 +111,17 @@ _SCOPE_STATEMENTS = {
     "else_statement",
 }
 _KUMO_PATH: Path = ("kumo",)
+_CHAIN_LINKS = frozenset(
+    {
+        "dot_index_expression",
+        "method_index_expression",
+        "bracket_index_expression",
+        "parenthesized_expression",
+        "function_call",
+    }
+)
+MAX_PATH = 64  # a longer name path (only pathological code has one) denotes nothing tracked
+_UNRESOLVED = object()
 
 
 class _Scope:
@@ -140,6 +154,7 @@ class _Extractor:
         from auditor.lua.syntax import LineIndex
 
         self.index = LineIndex(source)
+        self._text = self.index.text
         self.facts = FileFacts()
         self.scope = _Scope(None)
         self.func = FILE_LEVEL
@@ -148,6 +163,7 @@ class _Extractor:
         self._defined: dict[
             int, int
         ] = {}  # function node start byte -> id (a node is defined once)
+        self._resolved: dict[int, Path | None] = {}  # node id -> path, for one top-level statement
 
     # ----- names -----------------------------------------------------------------------------------
     def _const_lookup(self, name: str) -> Value | None:
@@ -155,65 +171,82 @@ class _Extractor:
         return bound.value if isinstance(bound, _Const) else None
 
     def resolve(self, node: Node) -> Path | None:
-        """The path an expression denotes, when it is a name, a field of one, or a call result."""
+        """The path an expression denotes, when it is a name, a field of one, or a call result.
+
+        Iterative and memoized per node: a chain like `t.b.b.b...()` (which Lua accepts at any
+        length) costs one step per link, however often its inner links are asked for."""
+        memo = self._resolved
+        known = memo.get(node.id, _UNRESOLVED)
+        if known is not _UNRESOLVED:
+            return known  # type: ignore[return-value]
+        chain: list[Node] = []
+        current: Node | None = node
+        result: Path | None = None
+        while current is not None:
+            known = memo.get(current.id, _UNRESOLVED)
+            if known is not _UNRESOLVED:
+                result = known  # type: ignore[assignment]
+                break
+            kind = current.type
+            if kind == "identifier":
+                result = self._resolve_name(self._text(current))
+                break
+            if kind not in _CHAIN_LINKS:
+                break
+            chain.append(current)
+            if kind == "parenthesized_expression":
+                inner = current.named_children
+                current = inner[0] if inner else None
+            elif kind == "function_call":
+                current = current.child_by_field_name("name")
+            else:
+                current = current.child_by_field_name("table")
+        for link in reversed(chain):
+            result = self._link(link, result)
+            memo[link.id] = result
+        return result
+
+    def _resolve_name(self, name: str) -> Path | None:
+        bound = self.scope.lookup(name)
+        if bound is None:
+            if name == "kumo":
+                return _KUMO_PATH
+            if name in self.facts.global_functions:
+                return ("fn", self.facts.global_functions[name])
+            return ("global", name)
+        if isinstance(bound, _Const):
+            return ("local", name)
+        return bound  # type: ignore[return-value]
+
+    def _link(self, node: Node, base: Path | None) -> Path | None:
+        """The path of one link of a chain given the path of what it applies to."""
+        if base is None or len(base) >= MAX_PATH:
+            return None
         kind = node.type
-        if kind == "identifier":
-            name = _text(node)
-            bound = self.scope.lookup(name)
-            if bound is None:
-                if name == "kumo":
-                    return _KUMO_PATH
-                if name in self.facts.global_functions:
-                    return ("fn", self.facts.global_functions[name])
-                return ("global", name)
-            if isinstance(bound, _Const):
-                return ("local", name)
-            return bound  # type: ignore[return-value]
-        if kind == "dot_index_expression":
-            table = node.child_by_field_name("table")
-            fld = node.child_by_field_name("field")
-            base = self.resolve(table) if table is not None else None
-            if base is None or fld is None:
-                return None
-            return (*base, _text(fld))
-        if kind == "method_index_expression":
-            table = node.child_by_field_name("table")
-            method = node.child_by_field_name("method")
-            base = self.resolve(table) if table is not None else None
-            if base is None or method is None:
-                return None
-            return (*base, _text(method))
+        if kind == "dot_index_expression" or kind == "method_index_expression":
+            name = node.child_by_field_name("field" if kind == "dot_index_expression" else "method")
+            return None if name is None else (*base, self._text(name))
         if kind == "bracket_index_expression":
-            table = node.child_by_field_name("table")
             fld = node.child_by_field_name("field")
-            base = self.resolve(table) if table is not None else None
-            if base is None or fld is None or fld.type != "string":
+            if fld is None or fld.type != "string":
                 return None
             value = self.evaluator.eval(fld)
             return (*base, value.value) if isinstance(value, Lit) else None
         if kind == "parenthesized_expression":
-            inner = node.named_children
-            return self.resolve(inner[0]) if inner else None
-        if kind == "function_call":
-            callee = node.child_by_field_name("name")
-            if callee is None:
-                return None
-            base = self.resolve(callee)
-            if base is None:
-                return None
-            if base == ("global", "require"):
-                module = self._require_name(node)
-                if module == "kumo":
-                    return _KUMO_PATH
-                return ("require", module) if module else None
-            if base[:2] == ("kumo", "memoize"):
-                args = _call_args(node)
-                if args:
-                    target = self.value_ref(args[0])
-                    if target is not None:
-                        return ("memoized", *target)
-            return (*base, "()")
-        return None
+            return base
+        # function_call
+        if base == ("global", "require"):
+            module = self._require_name(node)
+            if module == "kumo":
+                return _KUMO_PATH
+            return ("require", module) if module else None
+        if base[:2] == ("kumo", "memoize"):
+            args = _call_args(node)
+            if args:
+                target = self.value_ref(args[0])
+                if target is not None:
+                    return ("memoized", *target)
+        return (*base, "()")
 
     def _require_name(self, call: Node) -> str | None:
         args = _call_args(call)
@@ -238,7 +271,7 @@ class _Extractor:
         self._defined[node.start_byte] = fid
         params_node = node.child_by_field_name("parameters")
         params = (
-            [_text(p) for p in params_node.named_children if p.type == "identifier"]
+            [self._text(p) for p in params_node.named_children if p.type == "identifier"]
             if params_node
             else []
         )
@@ -318,9 +351,9 @@ class _Extractor:
                 child.type == "identifier"
                 and node.field_name_for_named_child(node.named_children.index(child)) == "name"
             ):
-                names.append(_text(child))
+                names.append(self._text(child))
             elif child.type == "variable_list":
-                names.extend(_text(n) for n in child.named_children if n.type == "identifier")
+                names.extend(self._text(n) for n in child.named_children if n.type == "identifier")
             else:
                 self.expression(child)
         for name in names:
@@ -333,7 +366,7 @@ class _Extractor:
             elif child.type == "variable_list":
                 for name in child.named_children:
                     if name.type == "identifier":
-                        self.scope.names[_text(name)] = ("local", _text(name))
+                        self.scope.names[self._text(name)] = ("local", self._text(name))
             elif child.type == "function_declaration":
                 self.function_declaration(child, local=True)
             elif child.type == "comment":
@@ -341,7 +374,7 @@ class _Extractor:
 
     def function_declaration(self, node: Node, local: bool = False) -> None:
         name_node = node.child_by_field_name("name")
-        name = _text(name_node) if name_node is not None else None
+        name = self._text(name_node) if name_node is not None else None
         if local or (node.children and node.children[0].type == "local"):
             local = True
         if local and name:
@@ -385,13 +418,13 @@ class _Extractor:
         bound: list[object] = []
         for i, target in enumerate(targets):
             value_node = values[i] if i < len(values) else None
-            name = _text(target) if target.type == "identifier" else None
-            bound.append(self.bind_value(value_node, name if name else _text(target)))
+            name = self._text(target) if target.type == "identifier" else None
+            bound.append(self.bind_value(value_node, name if name else self._text(target)))
         for value_node in values[len(targets) :]:
             self.expression(value_node)
         for target, binding in zip(targets, bound, strict=True):
             if target.type == "identifier":
-                name = _text(target)
+                name = self._text(target)
                 if local:
                     self.scope.names[name] = binding
                 elif self.scope.lookup(name) is not None:
@@ -438,14 +471,13 @@ class _Extractor:
             first = exprs[0]
             self.facts.returns = self.resolve(first)
             if first.type == "identifier":
-                self.facts.returns_table = _text(first)
+                self.facts.returns_table = self._text(first)
 
     def comment(self, node: Node) -> None:
         span = self.index.span(node)
-        line_text = self.index.line_text(span.line)
-        standalone = line_text[: span.column - 1].strip() == ""
+        standalone = self.index.starts_line(node.start_byte)
         self.facts.comments.append(
-            Comment(span.line, span.column, span.end_line, _text(node), standalone)
+            Comment(span.line, span.column, span.end_line, self._text(node), standalone)
         )
 
     # ----- expressions -----------------------------------------------------------------------------
@@ -491,7 +523,7 @@ class _Extractor:
             self.facts.calls.append(
                 CallFact(
                     callee=callee,
-                    text=_text(callee_node) if callee_node is not None else "",
+                    text=self._text(callee_node) if callee_node is not None else "",
                     args=arg_values,
                     arg_refs=arg_refs,
                     span=self.index.span(node),
@@ -518,9 +550,10 @@ class _Extractor:
     # ----- top level -------------------------------------------------------------------------------
     def chunk(self, root: Node) -> None:
         for child in root.named_children:
+            self._resolved.clear()
             if child.type != "comment":
                 self.facts.statements.append(
-                    Statement(child.type, self.index.span(child), _range(child), _label(child))
+                    Statement(child.type, self.index.span(child), _range(child), _label(self.index, child))
                 )
             self.statement(child)
 
@@ -539,12 +572,6 @@ def _call_args(call: Node) -> list[Node]:
     ):
         return [args_node.children[0]]
     return named
-
-
-def _text(node: Node | None) -> str:
-    if node is None or node.text is None:
-        return ""
-    return node.text.decode("utf-8", "replace")
 
 
 _LEXEMES = lazy(
@@ -589,17 +616,63 @@ def _range(node: Node | None) -> tuple[int, int]:
     return (node.start_byte, node.end_byte) if node is not None else (0, 0)
 
 
-def _label(node: Node) -> str:
-    text = _text(node).split("\n", 1)[0].strip()
+def _label(index: LineIndex, node: Node) -> str:
+    text = index.head(node, 400).split("\n", 1)[0].strip()
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+# Per-file budget: the extraction is linear, but a file of more syntax nodes than this (a 5 MB
+# one-liner of 750,000 statements) would still keep a user waiting for minutes. Ordinary code has
+# 0.2-0.4 nodes per byte, so a 100,000-line file stays well inside it.
+MAX_SYNTAX_NODES = 1_500_000
+
+
+MAX_TOKENS = 1_000_000  # checked before parsing (tree-sitter takes seconds on a million tokens)
+_WORD_BYTES = bytes(range(48, 58)) + bytes(range(65, 91)) + bytes(range(97, 123)) + b"_"
+_AS_WORDS = bytes.maketrans(
+    bytes(range(256)), bytes(0x61 if b in _WORD_BYTES or b >= 0x80 else 0x20 for b in range(256))
+)
+_NOT_PUNCT = _WORD_BYTES + bytes(range(0x80, 0x100)) + b" \t\r\n\f\v"
+
+
+def estimated_tokens(source: bytes) -> int:
+    """Words plus punctuation characters, counted at C speed (an upper bound of Lua's tokens,
+    close to it outside comments and strings)."""
+    words = len(source.translate(_AS_WORDS).split())
+    punctuation = len(source.translate(None, _NOT_PUNCT))
+    return words + punctuation
+
+
+class TooComplex(Exception):
+    """A file over the per-file budget: reported as a file that cannot be audited (E102)."""
+
+
 def extract(source: bytes) -> FileFacts:
-    """Parse `source` (UTF-8 Lua) and extract its facts."""
+    """Parse `source` (UTF-8 Lua) and extract its facts; TooComplex over the per-file budget."""
     from auditor.lua.syntax import parse
 
+    tokens = estimated_tokens(source)
+    if tokens > MAX_TOKENS:
+        raise TooComplex(
+            f"has about {tokens:,} tokens, over the per-file budget of {MAX_TOKENS:,}: "
+            "too large to audit; split it into modules"
+        )
     tree = parse(source)
+    nodes = tree.root_node.descendant_count
+    if nodes > MAX_SYNTAX_NODES:
+        raise TooComplex(
+            f"has {nodes:,} syntax nodes, over the per-file budget of {MAX_SYNTAX_NODES:,}: "
+            "too large to audit; split it into modules"
+        )
     extractor = _Extractor(source)
     extractor.facts.has_error = tree.root_node.has_error
-    extractor.chunk(tree.root_node)
+    # Extraction allocates many small objects and frees none of them: the cyclic collector would
+    # rescan them all again and again (time growing with the square of the file's size).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        extractor.chunk(tree.root_node)
+    finally:
+        if collecting:
+            gc.enable()
     return extractor.facts

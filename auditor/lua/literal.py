@@ -218,6 +218,11 @@ class Evaluator:
     def __init__(self, index: LineIndex, env: Env | None = None) -> None:
         self.index = index
         self.env = env
+        self._text = index.text
+
+    def _short(self, node: Node) -> str:
+        text = self.index.head(node, 256)
+        return text if len(text) <= 60 else text[:57] + "..."
 
     def eval(self, node: Node, depth: int = 0) -> Value:
         span = self.index.span(node)
@@ -225,12 +230,12 @@ class Evaluator:
             return Unknown(span, "<nested too deep>")
         kind = node.type
         if kind == "string":
-            return Lit(decode_string(_text(node)), span)
+            return Lit(decode_string(self._text(node)), span)
         if kind == "number":
             try:
-                return Lit(parse_number(_text(node)), span)
+                return Lit(parse_number(self._text(node)), span)
             except ValueError:
-                return Unknown(span, _text(node))
+                return Unknown(span, self._text(node))
         if kind == "true":
             return Lit(True, span)
         if kind == "false":
@@ -249,10 +254,10 @@ class Evaluator:
         if kind == "binary_expression":
             return self._binary(node, span, depth)
         if kind == "identifier" and self.env is not None:
-            known = self.env(_text(node))
+            known = self.env(self._text(node))
             if known is not None:
                 return _respan(known, span)
-        return Unknown(span, _short(node))
+        return Unknown(span, self._short(node))
 
     def _table(self, node: Node, span: Span, depth: int) -> Table:
         entries: list[Entry] = []
@@ -271,7 +276,7 @@ class Evaluator:
                 continue
             key_span = self.index.span(name)
             if name.type == "identifier" and _is_named_field(child):
-                entries.append(Entry(_text(name), value, key_span))
+                entries.append(Entry(self._text(name), value, key_span))
             else:
                 key = self.eval(name, depth + 1)
                 entries.append(Entry(key.value if isinstance(key, Lit) else key, value, key_span))
@@ -291,7 +296,7 @@ class Evaluator:
                     return Lit(-value.value, span)
                 if op == "not":
                     return Lit(value.value in (None, False), span)
-        return Unknown(span, _short(node))
+        return Unknown(span, self._short(node))
 
     def _binary(self, node: Node, span: Span, depth: int) -> Value:
         left_node = node.child_by_field_name("left")
@@ -304,7 +309,7 @@ class Evaluator:
                 parts = [_concat_part(left.value), _concat_part(right.value)]
                 if None not in parts:
                     return Lit(f"{parts[0]}{parts[1]}", span)
-        return Unknown(span, _short(node))
+        return Unknown(span, self._short(node))
 
 
 def _concat_part(value: Scalar) -> str | None:
@@ -325,13 +330,3 @@ def _respan(value: Value, span: Span) -> Value:
     if isinstance(value, Lit):
         return Lit(value.value, span)
     return value
-
-
-def _text(node: Node) -> str:
-    raw = node.text
-    return raw.decode("utf-8", "replace") if raw is not None else ""
-
-
-def _short(node: Node) -> str:
-    text = _text(node)
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -53,6 +53,26 @@ class LineIndex:
         col = self.column(row, byte_col)
         return Span(row + 1, col, row + 1, col)
 
+    def text(self, node: Node | None) -> str:
+        """The source text of `node` (sliced from the source: `Node.text` costs time proportional to
+        the length of the node's line, which makes a one-line file quadratic)."""
+        if node is None:
+            return ""
+        return self._source[node.start_byte : node.end_byte].decode("utf-8", "replace")
+
+    def head(self, node: Node, limit: int) -> str:
+        """At most the first `limit` bytes of `node`'s text (a label or a short description)."""
+        start = node.start_byte
+        return self._source[start : min(node.end_byte, start + limit)].decode("utf-8", "replace")
+
+    def starts_line(self, byte: int) -> bool:
+        """True when only whitespace precedes `byte` on its line (scanned back from `byte`, so a
+        one-line file of many statements is not rescanned for each of them)."""
+        source = self._source
+        while byte > 0 and source[byte - 1] in b" \t\r\f\v":
+            byte -= 1
+        return byte == 0 or source[byte - 1] == 0x0A
+
     def line_text(self, line: int) -> str:
         return self._line(line - 1).decode("utf-8", "replace")
 
