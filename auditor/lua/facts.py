@@ -553,7 +553,9 @@ class _Extractor:
             self._resolved.clear()
             if child.type != "comment":
                 self.facts.statements.append(
-                    Statement(child.type, self.index.span(child), _range(child), _label(self.index, child))
+                    Statement(
+                        child.type, self.index.span(child), _range(child), _label(self.index, child)
+                    )
                 )
             self.statement(child)
 
