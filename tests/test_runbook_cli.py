@@ -331,4 +331,28 @@ def test_actor_resolution_order(tmp_path: Path) -> None:
     assert resolve_writer(ci, "runner-1", env=ci_env) == "ci:github:acme/policy:42"
     daemon = resolve_actor(bare, kind="daemon", env={"KUMO_AUDIT_HOST": "cfg-9"})
     assert (daemon.name, daemon.resolved_by) == ("kumo-audit@cfg-9", "host-identity")
-    assert resolve_writer(daemon, "cfg-9", env={}) == "daemon:cfg-9"
+    writer = resolve_writer(daemon, "cfg-9", env={}, repo=bare)
+    assert writer.startswith("daemon:cfg-9:") and len(writer) == len("daemon:cfg-9:") + 8
+    # Created once, kept in the clone's own Git config, reused afterwards.
+    assert git(bare, "config", "--get", "kumo-audit.writer-daemon") == writer
+    assert resolve_writer(daemon, "other-name", env={}, repo=bare) == writer
+    other = tmp_path / "other-clone"
+    git(tmp_path, "init", "-q", str(other))
+    assert resolve_writer(daemon, "cfg-9", env={}, repo=other) != writer
+
+
+def test_actor_follows_gits_own_identity_precedence(tmp_path: Path) -> None:
+    from auditor.runbook.identity import resolve_actor
+
+    repo = make_repo(tmp_path / "policy")  # user.name Jane Doe in the repository config
+    env = {"GIT_AUTHOR_NAME": "Env Author", "GIT_AUTHOR_EMAIL": "env@example.org"}
+    actor = resolve_actor(repo, env=env)
+    assert (actor.name, actor.email) == ("Env Author", "env@example.org")
+    git(repo, "config", "author.name", "Config Author")
+    git(repo, "config", "author.email", "author@example.org")
+    assert resolve_actor(repo, env={}).display() == "Config Author <author@example.org>"
+    assert resolve_actor(repo, env=env).display() == "Env Author <env@example.org>"
+    bare = tmp_path / "noconfig"
+    git(tmp_path, "init", "-q", str(bare))
+    # No identity anywhere: Git would guess one; the login name is used instead.
+    assert resolve_actor(bare, env={}).resolved_by == "login"

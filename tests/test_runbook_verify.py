@@ -27,7 +27,7 @@ def chain(
         record(store, EntryDraft(decision="accepted", why=f"a{i}", decided_at=at(i)), now=at(i))
         for i in range(1, 5)
     ]
-    monkeypatch.setenv("KUMO_AUDIT_HOST", "host-b")
+    monkeypatch.setenv("KUMO_AUDIT_WRITER", "human:host-b:0000000b")
     b = [
         record(
             store,

@@ -247,7 +247,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     report = verify_store(store)
     if args.format == "json":
         _print_json(report.as_dict())
-    elif report.ok:
+        return 0 if report.ok else 1
+    for note in report.notes:
+        print(f"note: {note}")
+    if report.ok:
         print(
             f"ok: {report.entries} entries in {report.writers} writer chains verified ({store.description})"
         )

@@ -122,7 +122,7 @@ def record_many(
             entries: list[Entry] = []
             for draft in drafts:
                 recorded_at = format_timestamp(now) if now else now_timestamp()
-                entry = _seal(draft, repo, tips, ids, recorded_at)
+                entry = _seal(draft, store, repo, tips, ids, recorded_at)
                 tips[entry.writer] = (entry.hash, entry.recorded_at)
                 ids.add(entry.id)
                 entries.append(entry)
@@ -161,6 +161,7 @@ def _chain_tips(summaries: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[s
 
 def _seal(
     draft: EntryDraft,
+    store: Store,
     repo: Path | None,
     tips: Mapping[str, tuple[str, str]],
     ids: set[Any],
@@ -169,7 +170,7 @@ def _seal(
     try:
         actor = draft.actor or _resolved_actor(repo, draft.actor_kind)
         host = draft.host or resolve_host()
-        writer = draft.writer or resolve_writer(actor, host)
+        writer = draft.writer or _writer(store, repo, actor, host)
         prev = tips.get(writer)
         # Keep each chain's recorded_at monotonic despite clock skew between runs.
         if prev and prev[1] > recorded_at:
@@ -211,6 +212,19 @@ def _resolved_actor(repo: Path | None, kind: ActorKind | None) -> Actor:
 
 
 _ACTOR_MEMO: dict[tuple[Path | None, str | None], Actor] = {}
+
+
+def _writer(store: Store, repo: Path | None, actor: Actor, host: str) -> str:
+    """The writer id of the writing store: kept in the clone's Git config (or the directory)."""
+    key = (repo, f"writer:{actor.kind}:{host}")
+    if key not in _ACTOR_MEMO:
+        if isinstance(store, GitStore):
+            writer = resolve_writer(actor, host, repo=store.repo)
+        else:
+            root = getattr(store, "root", None)
+            writer = resolve_writer(actor, host, repo=repo, directory=root)
+        _ACTOR_MEMO[key] = writer  # type: ignore[assignment]
+    return _ACTOR_MEMO[key]  # type: ignore[return-value]
 
 
 def _moment(value: datetime | str) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from auditor.runbook.gitutil import git
+from auditor.runbook.identity import LEGACY_WRITER_RE
 from auditor.runbook.markdown import EntryFormatError, parse_entry_file, render_entry
 from auditor.runbook.model import ENTRY_NAME_RE, Entry
 from auditor.runbook.store import ENTRIES_DIR, GitStore, Store
@@ -39,6 +40,7 @@ class VerifyReport:
     entries: int = 0
     writers: int = 0
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -50,6 +52,7 @@ class VerifyReport:
             "entries": self.entries,
             "writers": self.writers,
             "problems": [p.as_dict() for p in self.problems],
+            "notes": list(self.notes),
         }
 
 
@@ -163,8 +166,13 @@ def _check_chains(entries: dict[str, Entry], report: VerifyReport) -> None:
                     f"recorded {entry.recorded_at}, before its predecessor {prev_name} ({prev.recorded_at})",
                 )
             )
+    shared: set[str] = set()
     for (writer, prev_hash), names in successors.items():
         if len(names) < 2:
+            continue
+        if LEGACY_WRITER_RE.match(writer):
+            # Older tools gave every clone of one host the same writer id: its chains may fork.
+            shared.add(writer)
             continue
         ordered = sorted(names, key=lambda n: (entries[n].recorded_at, n))
         what = (
@@ -177,6 +185,11 @@ def _check_chains(entries: dict[str, Entry], report: VerifyReport) -> None:
                 Problem("forged", extra, f"writer {writer} has several {what}: also {ordered[0]}")
             )
     report.writers = len(writers)
+    for writer in sorted(shared):
+        report.notes.append(
+            f"writer id {writer} (older per-host form) was shared by several stores; "
+            "each of its chains verified on its own"
+        )
 
 
 def _check_history(store: GitStore, head: str, report: VerifyReport) -> None:
