@@ -191,3 +191,48 @@ def test_verify_cli_exit_codes(
     report = json.loads(bad.stdout)
     assert report["ok"] is False
     assert report["problems"][0]["name"] == a[3].file_name()
+
+
+def test_incremental_verify_checks_only_what_was_added(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    store = GitStore(repo)
+    for i in range(4):
+        record(store, EntryDraft(decision="note", why=f"n{i}", decided_at=at(i)), now=at(i))
+    first = verify_store(store)
+    assert first.ok and not first.incremental and first.checked == 4
+    record(store, EntryDraft(decision="note", why="n4", decided_at=at(4)), now=at(4))
+    again = verify_store(store)
+    assert again.ok and again.incremental and again.checked == 1 and again.entries == 5
+    assert verify_store(store, full=True).checked == 5
+    # The kept state is itself checked: an edited state is ignored (a full verify runs).
+    state = store.private / "verified.json"
+    state.write_text(state.read_text().replace('"writer":"', '"writer":"x'))
+    assert not verify_store(store).incremental
+    # A tampered entry (a new commit changing a verified file) is reported on the next verify.
+    name = sorted(store.state().names)[0]
+    blob = store.read(store.state(), [name])[name].replace(b'"text": "n0"', b'"text": "n0!"')
+    oid = store.write_blobs([blob])[0]
+    head = store.head()
+    tree = store.build_tree(head, {name: oid})
+    actor = Entry.model_validate(__import__("json").loads(blob.split(b"```json\n")[-1][:-5])).actor
+    commit = store.commit_tree(tree, [head], "edit", actor)  # type: ignore[list-item]
+    store.move_ref(commit, head)
+    found = {(p.kind, p.name) for p in verify_store(store).problems}
+    assert ("edited", name) in found and ("history", name) in found
+    proc = cli("runbook", "verify", "--full", cwd=repo)
+    assert proc.returncode == 1
+
+
+def test_incremental_verify_cli(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    for i in range(2):
+        assert (
+            cli("runbook", "record", "--decision", "note", "--why", f"{i}", cwd=repo).returncode
+            == 0
+        )
+    first = cli("runbook", "verify", cwd=repo)
+    assert first.returncode == 0 and "(full;" in first.stdout
+    assert cli("runbook", "record", "--decision", "note", "--why", "x", cwd=repo).returncode == 0
+    second = cli("runbook", "verify", cwd=repo)
+    assert second.returncode == 0 and "incremental: 1 new since the last verify" in second.stdout
+    assert "(full;" in cli("runbook", "verify", "--full", cwd=repo).stdout

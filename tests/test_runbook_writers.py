@@ -99,3 +99,53 @@ def test_runbooks_written_under_per_host_ids_keep_verifying(
         proc.returncode == 1
         and "writer human:host-a:0123abcd has several first entries" in proc.stdout
     )
+
+
+def test_three_clones_record_and_push_concurrently(tmp_path: Path) -> None:
+    """Three clones record and push at the same time; pushes retry; no entry is lost."""
+    import os
+    import subprocess
+    import sys
+
+    from test_runbook_support import ROOT
+
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    seed = make_repo(tmp_path / "seed")
+    git(seed, "remote", "add", "origin", str(remote))
+    git(seed, "push", "-q", "origin", "main")
+    clones = []
+    for n in range(3):
+        clone = tmp_path / f"clone{n}"
+        git(tmp_path, "clone", "-q", str(remote), str(clone))
+        configure(clone, f"Op {n}", f"op{n}@example.com")
+        clones.append(clone)
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from auditor.runbook.record import EntryDraft, record\n"
+        "from auditor.runbook.store import GitStore\n"
+        "from auditor.runbook.sync import push\n"
+        "store = GitStore(Path(sys.argv[1]))\n"
+        "for i in range(4):\n"
+        "    record(store, EntryDraft(decision='note', why=f'{sys.argv[1]} {i}'))\n"
+        "    push(store, 'origin')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(clone)], env=env, stderr=subprocess.PIPE, text=True
+        )
+        for clone in clones
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    for clone in clones:
+        ok(cli("runbook", "pull", cwd=clone))
+    expected = set(GitStore(remote).state().names)
+    assert len(expected) == 12
+    for repo in (remote, *clones):
+        assert set(GitStore(repo).state().names) == expected
+        report = verify_store(GitStore(repo), full=True)
+        assert report.ok, report.problems
+        assert report.writers == 3

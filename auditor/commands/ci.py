@@ -75,7 +75,30 @@ def run(args: argparse.Namespace) -> int:
             links=env.links,
         )
         print(f"recorded runbook entry {entry.id} ({entry.decision})", file=sys.stderr)
+        _checkpoint_if_due(args, where, config, "ci" if env.name else None)
     return status
+
+
+def _checkpoint_if_due(args: argparse.Namespace, where, config, actor_kind: str | None) -> None:  # type: ignore[no-untyped-def]
+    """The configured checkpoint cadence (`[runbook] checkpoint_every` / `checkpoint_daily`)."""
+    options = config.runbook
+    if not options.checkpoint_every and not options.checkpoint_daily:
+        return
+    from auditor.runbook.checkpoint import due, maybe_checkpoint
+    from auditor.runbook.store import open_store
+
+    store = open_store(where.repo, args.runbook_branch, args.runbook_dir)
+    point = maybe_checkpoint(
+        store,
+        every=options.checkpoint_every,
+        daily=options.checkpoint_daily,
+        repo=where.repo,
+        actor_kind=actor_kind,
+    )
+    if point is not None:
+        print(f"recorded runbook checkpoint {point.id}", file=sys.stderr)
+    elif due(store, options.checkpoint_every, options.checkpoint_daily):
+        print("runbook checkpoint due, but no signing key is configured", file=sys.stderr)
 
 
 def _path(text: str):  # type: ignore[no-untyped-def]

@@ -35,7 +35,9 @@ def register(subparsers: Any) -> None:
     commands = runbook.add_subparsers(dest="runbook_command", metavar="COMMAND", required=True)
 
     rec = commands.add_parser("record", parents=[common], help="record a manual decision")
-    rec.add_argument("--decision", required=True, choices=DECISIONS)
+    rec.add_argument(
+        "--decision", required=True, choices=[d for d in DECISIONS if d != "checkpoint"]
+    )
     rec.add_argument("--why", help="reason for the decision (ticket ids in it are extracted)")
     rec.add_argument(
         "--summary", help="one-line summary (default: first line of --why or the commit subject)"
@@ -60,6 +62,10 @@ def register(subparsers: Any) -> None:
     rec.add_argument("--rollback-to", metavar="REV", help="last good revision (default: --base)")
     rec.add_argument("--rollback-command", help="exact command that rolls the change back")
     rec.add_argument("--actor-kind", choices=("human", "ci", "daemon"))
+    rec.add_argument(
+        "--signing-key", metavar="KEY", help="SSH key to sign with (default: the configured key)"
+    )
+    rec.add_argument("--no-sign", action="store_true", help="do not sign, even with a key set")
     rec.add_argument("--format", choices=("text", "json"), default="text")
     rec.set_defaults(func=cmd_record)
 
@@ -70,18 +76,63 @@ def register(subparsers: Any) -> None:
     hist.add_argument("--actor", help="substring of the actor's name or email")
     hist.add_argument("--file", help="changed file, directory or glob")
     hist.add_argument("--code", help="rule code among the findings")
-    hist.add_argument("--host")
+    hist.add_argument("--host", help="host name (glob patterns allowed)")
+    hist.add_argument("--writer", help="writer id (glob patterns allowed, e.g. 'daemon:*')")
     hist.add_argument("--format", choices=("text", "json"), default="text")
     hist.set_defaults(func=cmd_history)
+
+    exp = commands.add_parser(
+        "export", parents=[common], help="stream every entry as JSON lines or CSV (e.g. for a SIEM)"
+    )
+    exp.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    exp.add_argument("--since", help="date or ISO 8601 time (inclusive)")
+    exp.add_argument("--until", help="date or ISO 8601 time (inclusive)")
+    exp.add_argument("--decision", action="append", default=[], choices=DECISIONS)
+    exp.add_argument("--host", help="host name (glob patterns allowed)")
+    exp.add_argument("--writer", help="writer id (glob patterns allowed)")
+    exp.set_defaults(func=cmd_export)
 
     show = commands.add_parser("show", parents=[common], help="print one entry")
     show.add_argument("id", help="entry id or a prefix of it")
     show.add_argument("--format", choices=("markdown", "json"), default="markdown")
     show.set_defaults(func=cmd_show)
 
-    ver = commands.add_parser("verify", parents=[common], help="check every entry and hash chain")
+    signers = argparse.ArgumentParser(add_help=False)
+    signers.add_argument(
+        "--allowed-signers",
+        type=Path,
+        metavar="FILE",
+        help="OpenSSH allowed_signers file (default: Git config kumo-audit.allowedSignersFile, "
+        "else .kumo-audit/allowed_signers committed on HEAD)",
+    )
+    ver = commands.add_parser(
+        "verify",
+        parents=[common, signers],
+        help="check every entry, signature, hash chain and checkpoint",
+    )
     ver.add_argument("--format", choices=("text", "json"), default="text")
+    ver.add_argument(
+        "--full", action="store_true", help="verify everything, not only what was added since"
+    )
+    ver.add_argument("--require-signed", action="store_true", help="an unsigned entry is a problem")
+    ver.add_argument(
+        "--expect-checkpoint",
+        action="append",
+        default=[],
+        metavar="HASH",
+        help="a checkpoint hash (or 8+ digit prefix) kept elsewhere that must still be there",
+    )
     ver.set_defaults(func=cmd_verify)
+
+    cp = commands.add_parser(
+        "checkpoint",
+        parents=[common, signers],
+        help="write a signed checkpoint of every writer's chain head (or --show the latest)",
+    )
+    cp.add_argument("--show", action="store_true", help="print the latest checkpoint, write none")
+    cp.add_argument("--signing-key", metavar="KEY", help="SSH key file (default: configured key)")
+    cp.add_argument("--format", choices=("text", "json"), default="text")
+    cp.set_defaults(func=cmd_checkpoint)
 
     rep = commands.add_parser("report", parents=[common], help="write a static HTML report")
     rep.add_argument("--output", "-o", type=Path, required=True, help="output directory")
@@ -174,7 +225,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         decided_at=args.decided_at,
         actor_kind=args.actor_kind,
     )
-    entry = record(store, draft, repo=repo)
+    key = False if args.no_sign else (args.signing_key or None)
+    entry = record(store, draft, repo=repo, signing_key=key)
     if args.format == "json":
         _print_json(entry.record())
     else:
@@ -207,20 +259,106 @@ def cmd_history(args: argparse.Namespace) -> int:
         file=args.file,
         code=args.code,
         host=args.host,
+        writer=args.writer,
     )
     state = store.state()
     matches = select(store, filters, state)
     if args.format == "json":
         _print_json(records(store, matches, state))
         return 0
+    names = _signer_names(args, store)
     for m in matches:
         f = m.front
         print(
             f"{f.get('decided_at')}  {f.get('decision', ''):<16} {str(f.get('id', ''))[:7]}  "
-            f"{f.get('actor', '')}  @{f.get('host', '')}  {f.get('summary', '')}"
+            f"{f.get('actor', '')}  @{f.get('host', '')}  {_signed_text(f, names)}  "
+            f"{f.get('summary', '')}"
         )
     if not matches:
         print("no matching entries", file=sys.stderr)
+    return 0
+
+
+def _signer_names(args: argparse.Namespace, store: Any) -> dict[str, str]:
+    """Key fingerprint -> the principals the allowed signers file names for it (best effort)."""
+    from auditor.runbook.signing import load_allowed_signers, signers_by_fingerprint
+
+    repo = getattr(store, "repo", None) or _policy_repo(args, required=False)
+    try:
+        allowed = load_allowed_signers(repo, getattr(args, "allowed_signers", None))
+    except AuditError:
+        return {}
+    return signers_by_fingerprint(allowed) if allowed else {}
+
+
+def _signed_text(front: dict[str, Any], names: dict[str, str]) -> str:
+    key = front.get("signed_by")
+    if not key:
+        return "unsigned"
+    return f"signed:{names.get(key, key)}"
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from auditor.runbook.export import export
+    from auditor.runbook.query import Filters
+
+    store = _store(args)
+    filters = Filters(
+        since=_moment(args.since, "--since"),
+        until=_moment(args.until, "--until", end_of_day=True),
+        decisions=tuple(args.decision),
+        host=args.host,
+        writer=args.writer,
+    )
+    export(store, filters, args.format, sys.stdout)
+    return 0
+
+
+def cmd_checkpoint(args: argparse.Namespace) -> int:
+    from auditor.runbook.checkpoint import write_checkpoint
+    from auditor.runbook.verify import checkpoint_summary, verify_store
+
+    store = _store(args)
+    repo = getattr(store, "repo", None) or _policy_repo(args, required=False)
+    if args.show:
+        from auditor.runbook.signing import load_allowed_signers
+
+        report = verify_store(
+            store, allowed=load_allowed_signers(repo, args.allowed_signers), repo=repo
+        )
+        latest = report.latest_checkpoint()
+        if latest is None:
+            raise AuditError(f"no checkpoint in {store.description}")
+        summary = checkpoint_summary(latest)
+        summary["verified"] = report.ok
+    else:
+        entry = write_checkpoint(store, repo=repo, signing_key=args.signing_key or None)
+        assert entry.checkpoint is not None
+        summary = {
+            "id": entry.id,
+            "hash": entry.hash,
+            "name": entry.file_name(),
+            "writer": entry.writer,
+            "recorded_at": entry.recorded_at,
+            "entries": entry.checkpoint.entries,
+            "heads": entry.checkpoint.model_dump()["heads"],
+            "signature": "signed",
+        }
+    if args.format == "json":
+        _print_json(summary)
+        return 0
+    verb = "latest checkpoint" if args.show else "wrote checkpoint"
+    print(
+        f"{verb} {summary['hash']} ({summary['name']}): {summary['entries']} entries in "
+        f"{len(summary['heads'])} writer chains, recorded {summary['recorded_at']} "
+        f"by writer {summary['writer']}, {summary['signature']}"
+        + (f" ({summary.get('signer')})" if summary.get("signer") else "")
+    )
+    for writer, head in sorted(summary["heads"].items()):
+        print(f"  {writer}: {head['entries']} entries, head {head['hash']}")
+    if args.show and not summary.get("verified", True):
+        print("the runbook does not verify: run `kumo-audit runbook verify`", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -241,18 +379,44 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from auditor.runbook.signing import load_allowed_signers
     from auditor.runbook.verify import verify_store
 
     store = _store(args)
-    report = verify_store(store)
+    repo = getattr(store, "repo", None) or _policy_repo(args, required=False)
+    allowed = load_allowed_signers(repo, args.allowed_signers)
+    if args.require_signed and allowed is None:
+        raise AuditError(
+            "--require-signed needs an allowed signers file (--allowed-signers, Git config "
+            "kumo-audit.allowedSignersFile, or .kumo-audit/allowed_signers committed on HEAD)"
+        )
+    report = verify_store(
+        store,
+        allowed=allowed,
+        require_signed=args.require_signed,
+        full=args.full,
+        repo=repo,
+        expect_checkpoints=tuple(args.expect_checkpoint),
+    )
     if args.format == "json":
         _print_json(report.as_dict())
         return 0 if report.ok else 1
     for note in report.notes:
         print(f"note: {note}")
+    latest = report.latest_checkpoint()
+    if latest is not None:
+        print(
+            f"latest checkpoint: {latest.hash} ({latest.name}), {latest.checkpoint_entries} "
+            f"entries, {latest.signature or 'unsigned'}"
+            + (f" by {latest.principals or latest.signer}" if latest.signer else "")
+        )
+    how = (
+        f"incremental: {report.checked} new since the last verify" if report.incremental else "full"
+    )
     if report.ok:
         print(
-            f"ok: {report.entries} entries in {report.writers} writer chains verified ({store.description})"
+            f"ok: {report.entries} entries in {report.writers} writer chains verified, "
+            f"{report.signed} signed ({how}; {store.description})"
         )
     else:
         for p in report.problems:

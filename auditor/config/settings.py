@@ -97,6 +97,18 @@ class PathIgnore:
 
 
 @dataclass(frozen=True)
+class RunbookOptions:
+    """How `ci --record` and the daemon keep the runbook."""
+
+    __pydantic_config__ = _PYDANTIC
+
+    checkpoint_every: Annotated[int, Ge(0)] = 0
+    """Write a signed checkpoint once this many entries were added since the last one (0: never)."""
+    checkpoint_daily: bool = False
+    """Write a signed checkpoint with the first recording of each UTC day."""
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -129,6 +141,8 @@ class Config:
     """Organisation bounds for shaping values (D104)."""
     waiver: list[Waiver] = field(default_factory=list)
     """Reviewed exceptions for data-file findings."""
+    runbook: RunbookOptions = field(default_factory=RunbookOptions)
+    """Runbook checkpoints written by `ci --record` and the daemon."""
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

@@ -10,6 +10,7 @@ DECISIONS: tuple[str, ...] = (
     "waived",
     "reload-verified",
     "note",
+    "checkpoint",
 )
 IMPACTS: tuple[str, ...] = ("none", "epoch", "ttl", "unmonitored", "restart", "blocked")
 DEFAULT_BRANCH = "kumo-runbook"

@@ -1,7 +1,7 @@
 """Who is writing: the actor behind a decision, the host, and the writer id that names a hash chain.
 
 Actor resolution order: `KUMO_AUDIT_ACTOR` ("Name <email>" or "name"), the person behind sudo
-(`SUDO_USER`), the Git author identity as Git itself resolves it (`git var GIT_AUTHOR_IDENT`:
+(`SUDO_USER`), inside CI the CI user, the Git author identity as Git itself resolves it (`git var GIT_AUTHOR_IDENT`:
 `GIT_AUTHOR_NAME`/`GIT_AUTHOR_EMAIL`, then `author.*`/`user.*` configuration; never a guessed
 identity), CI variables (`GITHUB_ACTOR`, `GITLAB_USER_LOGIN`), the daemon's host identity, and
 finally the login name.
@@ -77,11 +77,14 @@ def resolve_actor(
     sudo_user = env.get("SUDO_USER", "").strip()
     if sudo_user and sudo_user != "root":
         return _actor(sudo_user, None, kind, "sudo")
+    ci_user = env.get("GITHUB_ACTOR") or env.get("GITLAB_USER_LOGIN")
+    # On a CI runner the Git identity is the runner's configuration; the CI user is the person.
+    if ci_user and kind == "ci":
+        return _actor(ci_user, env.get("GITLAB_USER_EMAIL") or None, kind, "ci")
     if kind != "daemon":
         ident = git_identity(repo, env)
         if ident is not None:
             return _actor(ident[0], ident[1], kind, "git-config")
-    ci_user = env.get("GITHUB_ACTOR") or env.get("GITLAB_USER_LOGIN")
     if ci_user:
         return _actor(ci_user, env.get("GITLAB_USER_EMAIL") or None, kind, "ci")
     if kind == "daemon":

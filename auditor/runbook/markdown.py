@@ -34,6 +34,7 @@ DECISION_TITLES = {
     "waived": "Waived",
     "reload-verified": "Reload verified",
     "note": "Note",
+    "checkpoint": "Checkpoint",
 }
 
 
@@ -49,7 +50,7 @@ class EntryFile:
 
 def front_matter(entry: Entry) -> dict[str, Any]:
     """The summary fields queries need, derived from the record."""
-    return {
+    front: dict[str, Any] = {
         "id": entry.id,
         "decision": entry.decision,
         "decided_at": entry.decided_at,
@@ -67,6 +68,21 @@ def front_matter(entry: Entry) -> dict[str, Any]:
         "prev_hash": entry.prev_hash,
         "hash": entry.hash,
     }
+    # Added only when present, so entries written without them render exactly as before.
+    if entry.signature is not None:
+        front["signed_by"] = signer_fingerprint(entry.signature)
+    if entry.checkpoint is not None:
+        front["checkpoint"] = entry.checkpoint.entries
+    return front
+
+
+def signer_fingerprint(armored: str) -> str:
+    from auditor.runbook.signing import SignatureFormatError, parse_signature
+
+    try:
+        return parse_signature(armored).fingerprint
+    except SignatureFormatError:
+        return "(unreadable signature)"
 
 
 def render_entry(entry: Entry) -> bytes:
@@ -80,6 +96,7 @@ def render_entry(entry: Entry) -> bytes:
         front_matter=front,
         decision_title=DECISION_TITLES[entry.decision],
         marker=MARKER,
+        signer=signer_fingerprint(entry.signature) if entry.signature else "",
         record_json=json.dumps(entry.record(), indent=2, sort_keys=True, ensure_ascii=False),
     )
     return text.encode("utf-8")

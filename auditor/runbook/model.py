@@ -31,6 +31,7 @@ Decision = Literal[
     "waived",
     "reload-verified",
     "note",
+    "checkpoint",
 ]
 ActorKind = Literal["human", "ci", "daemon"]
 ResolvedBy = Literal["override", "sudo", "git-config", "ci", "host-identity", "login", "explicit"]
@@ -191,6 +192,25 @@ class Link(_Strict):
     url: OneLine
 
 
+class ChainHead(_Strict):
+    """The newest entry of one writer's chain when a checkpoint was written."""
+
+    hash: Sha256
+    entries: int = Field(ge=1, description="length of the chain up to and including this entry")
+
+
+class Checkpoint(_Strict):
+    """A signed statement of every writer's chain head at one moment (like a signed tree head)."""
+
+    heads: dict[str, ChainHead]
+    entries: int = Field(ge=0, description="entries covered: the sum of the chain lengths")
+
+
+OPTIONAL_FIELDS = ("checkpoint", "signature")
+"""Fields added after the first release: left out of the record when empty, so the records (and
+hashes) of entries written before them do not change."""
+
+
 class Entry(_Strict):
     """One immutable runbook entry (the canonical machine record)."""
 
@@ -215,6 +235,11 @@ class Entry(_Strict):
     links: list[Link] = Field(default_factory=list)
     supersedes: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")] | None = None
     review_due: DateStr | None = None
+    checkpoint: Checkpoint | None = None
+    signature: Annotated[str, StringConstraints(max_length=20000)] | None = Field(
+        default=None,
+        description="SSH signature (namespace kumo-audit-runbook) over `hash`; not part of the hash",
+    )
 
     @property
     def short_id(self) -> str:
@@ -222,12 +247,17 @@ class Entry(_Strict):
 
     def record(self) -> dict[str, Any]:
         """The full record as plain JSON data."""
-        return self.model_dump(mode="json")
+        data = self.model_dump(mode="json")
+        for name in OPTIONAL_FIELDS:
+            if data[name] is None:
+                del data[name]
+        return data
 
     def body(self) -> dict[str, Any]:
-        """What the hash covers: everything but `id` and `hash`."""
+        """What the hash covers: everything but `id`, `hash` and `signature`."""
         data = self.record()
         del data["id"], data["hash"]
+        data.pop("signature", None)
         return data
 
     def computed_hash(self) -> str:

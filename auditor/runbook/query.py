@@ -25,10 +25,11 @@ class Filters:
     actor: str | None = None
     file: str | None = None
     code: str | None = None
-    host: str | None = None
+    host: str | None = None  # exact name or glob
+    writer: str | None = None  # exact id or glob
 
     def needs_front_matter(self) -> bool:
-        return any((self.actor, self.file, self.code, self.host))
+        return any((self.actor, self.file, self.code, self.host, self.writer))
 
 
 @dataclass(frozen=True)
@@ -76,13 +77,21 @@ def select(store: Store, filters: Filters, state: StoreState | None = None) -> l
 
 
 def _keep(front: dict[str, Any], f: Filters) -> bool:
-    if f.host and front.get("host") != f.host:
+    if f.host and not _glob(str(front.get("host", "")), f.host):
+        return False
+    if f.writer and not _glob(str(front.get("writer", "")), f.writer):
         return False
     if f.actor and f.actor.lower() not in str(front.get("actor", "")).lower():
         return False
     if f.code and f.code.upper() not in front.get("codes", []):
         return False
     return not (f.file and not any(_file_matches(path, f.file) for path in front.get("files", [])))
+
+
+def _glob(value: str, pattern: str) -> bool:
+    if any(ch in pattern for ch in "*?["):
+        return fnmatch.fnmatchcase(value, pattern)
+    return value == pattern
 
 
 def _file_matches(path: str, pattern: str) -> bool:

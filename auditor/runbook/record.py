@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -39,6 +39,7 @@ from auditor.runbook.model import (
     now_timestamp,
     parse_moment,
 )
+from auditor.runbook.signing import SigningKey, configured_key, message, sign
 from auditor.runbook.store import GitStore, Store, StoreConflict
 
 MAX_ATTEMPTS = 20
@@ -88,16 +89,28 @@ class EntryDraft:
     actor_kind: ActorKind | None = None
     host: str | None = None
     writer: str | None = None
+    checkpoint: bool = False
+    """Name the head of every writer's chain (filled in from the state the entry is added to)."""
+
+
+SigningChoice = SigningKey | str | Literal[False] | None
+"""None: the configured key (if any); False: do not sign; a key path or `key::<public key>`."""
 
 
 def record(
-    store: Store, draft: EntryDraft, *, repo: Path | None = None, now: datetime | None = None
+    store: Store,
+    draft: EntryDraft,
+    *,
+    repo: Path | None = None,
+    now: datetime | None = None,
+    signing_key: SigningChoice = None,
 ) -> Entry:
     """Seal `draft` as the next entry of its writer's chain and add it to `store` (retrying races).
 
-    `now` (default: the clock) is the recording time; `repo` is used to resolve the actor.
+    `now` (default: the clock) is the recording time; `repo` is used to resolve the actor (and,
+    for a directory store, keeps the writer id). The entry is signed with `signing_key`.
     """
-    return record_many(store, [draft], repo=repo, now=now)[0]
+    return record_many(store, [draft], repo=repo, now=now, signing_key=signing_key)[0]
 
 
 def record_many(
@@ -106,12 +119,19 @@ def record_many(
     *,
     repo: Path | None = None,
     now: datetime | None = None,
+    signing_key: SigningChoice = None,
 ) -> list[Entry]:
     """Record several drafts in one store update (one commit in a Git store)."""
     if not drafts:
         return []
     if repo is None and isinstance(store, GitStore):
         repo = store.repo
+    key = signing_key_for(store, repo, signing_key)
+    if key is None and any(d.checkpoint for d in drafts):
+        raise AuditError(
+            "a checkpoint must be signed: configure a signing key (kumo-audit.signingKey, "
+            "user.signingKey with gpg.format=ssh, or KUMO_AUDIT_SIGNING_KEY)"
+        )
     _ACTOR_MEMO.clear()
     with store.lock():
         for _ in range(MAX_ATTEMPTS):
@@ -119,11 +139,16 @@ def record_many(
             summaries = store.summaries(state)
             tips = _chain_tips(summaries)
             ids = {s.get("id") for s in summaries.values() if "id" in s}
+            lengths = _Lengths(summaries)
             entries: list[Entry] = []
             for draft in drafts:
                 recorded_at = format_timestamp(now) if now else now_timestamp()
-                entry = _seal(draft, store, repo, tips, ids, recorded_at)
+                point = lengths.checkpoint(tips) if draft.checkpoint else None
+                entry = _seal(draft, store, repo, tips, ids, recorded_at, point)
+                if key is not None:
+                    entry = entry.model_copy(update={"signature": sign(key, message(entry.hash))})
                 tips[entry.writer] = (entry.hash, entry.recorded_at)
+                lengths.add(entry)
                 ids.add(entry.id)
                 entries.append(entry)
             files = {entry.file_name(): render_entry(entry) for entry in entries}
@@ -137,6 +162,48 @@ def record_many(
     raise AuditError(
         f"could not update the runbook in {store.description}: too many concurrent writers"
     )
+
+
+def signing_key_for(store: Store, repo: Path | None, choice: SigningChoice) -> SigningKey | None:
+    if choice is False:
+        return None
+    if isinstance(choice, SigningKey):
+        return choice
+    if isinstance(choice, str) and choice:
+        return SigningKey(choice)
+    return configured_key(store.repo if isinstance(store, GitStore) else repo)
+
+
+class _Lengths:
+    """Chain length at every entry hash (for the heads a checkpoint names)."""
+
+    def __init__(self, summaries: Mapping[str, Mapping[str, Any]]) -> None:
+        self.prev: dict[str, str | None] = {}
+        for front in summaries.values():
+            if "_error" not in front and front.get("hash"):
+                self.prev[front["hash"]] = front.get("prev_hash")
+        self.memo: dict[str, int] = {}
+
+    def add(self, entry: Entry) -> None:
+        self.prev[entry.hash] = entry.prev_hash
+
+    def length(self, head: str) -> int:
+        path: list[str] = []
+        current: str | None = head
+        while current is not None and current in self.prev and current not in self.memo:
+            path.append(current)
+            current = self.prev[current]
+            if len(path) > len(self.prev):  # a cycle can only come from tampering
+                break
+        base = self.memo.get(current, 0) if current is not None else 0
+        for digest in reversed(path):
+            base += 1
+            self.memo[digest] = base
+        return self.memo.get(head, base)
+
+    def checkpoint(self, tips: Mapping[str, tuple[str, str]]) -> dict[str, Any]:
+        heads = {w: {"hash": h, "entries": self.length(h)} for w, (h, _) in sorted(tips.items())}
+        return {"heads": heads, "entries": sum(h["entries"] for h in heads.values())}
 
 
 def _chain_tips(summaries: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
@@ -166,6 +233,7 @@ def _seal(
     tips: Mapping[str, tuple[str, str]],
     ids: set[Any],
     recorded_at: str,
+    checkpoint: dict[str, Any] | None = None,
 ) -> Entry:
     try:
         actor = draft.actor or _resolved_actor(repo, draft.actor_kind)
@@ -182,7 +250,7 @@ def _seal(
             "decided_at": decided_at,
             "recorded_at": recorded_at,
             "decision": draft.decision,
-            "summary": _summary(draft),
+            "summary": _checkpoint_summary(checkpoint) if checkpoint else _summary(draft),
             "actor": actor.model_dump(),
             "host": host,
             "environment": draft.environment,
@@ -196,6 +264,8 @@ def _seal(
             "supersedes": _supersedes(draft.supersedes, ids),
             "review_due": draft.review_due,
         }
+        if checkpoint is not None:
+            body["checkpoint"] = checkpoint
         return Entry.seal(body)
     except ValidationError as exc:
         error = exc.errors()[0]
@@ -236,6 +306,12 @@ def _moment(value: datetime | str) -> str:
         raise AuditError(
             f"invalid decision time {value!r} (use ISO 8601, e.g. 2026-11-29T04:13:11Z)"
         ) from None
+
+
+def _checkpoint_summary(checkpoint: dict[str, Any]) -> str:
+    return (
+        f"checkpoint: {checkpoint['entries']} entries in {len(checkpoint['heads'])} writer chains"
+    )
 
 
 def _summary(draft: EntryDraft) -> str:

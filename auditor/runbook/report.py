@@ -30,6 +30,7 @@ COLOURS = {
     "waived": "#8d6e00",
     "reload-verified": "#00838f",
     "note": "#546e7a",
+    "checkpoint": "#37474f",
 }
 MONTH_NAMES = [
     "January",

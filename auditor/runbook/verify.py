@@ -1,33 +1,71 @@
-"""`runbook verify`: re-derive every entry and every writer's hash chain; name what is wrong.
+"""`runbook verify`: re-derive every entry, signature, writer chain and checkpoint; name what is wrong.
 
 Per file: the name must follow the entry pattern (`forged` otherwise), the record must parse and
 validate (`unreadable`/`invalid`), its hash and id must match its content (`edited`), its name must
 be the one the record implies (`renamed`), and the bytes must equal a fresh rendering of the record
 (`prose-edited`: the Markdown around the record was changed).
+Signatures: a signature must verify over the entry's hash (`bad-signature`), with a key of the allowed
+signers file (`unknown-signer`) that is allowed for the entry's writer (`wrong-signer`); an unsigned
+entry is `unsigned` with `require_signed`, and always after a signed entry of the same writer.
 Per writer chain: every `prev_hash` must name an entry of the same writer (`deleted` when it names
 nothing, `forged` when another writer), a writer has one first entry and no entry has two successors
-(`forged`), and `recorded_at` never goes backwards along the chain (`reordered`).
+(`forged`; older per-host writer ids are allowed to fork), and `recorded_at` never goes backwards
+along the chain (`reordered`).
+Checkpoints: every chain head a checkpoint names must still exist with the same hash and writer, at
+the same chain length (`checkpoint`): a rewritten or cut chain loses the head the checkpoint signed.
 For a Git store, the branch history must only ever add entry files (`history`: an entry was changed or
 deleted by a later commit, which also catches deleting the newest entry of a chain).
+
+Incremental: after a clean verify of a Git store, the verified state (the branch commit, every entry's
+blob id and chain facts) is kept in the Git directory with its own digest. The next verify checks that
+state (digest, tool and template version, allowed signers, and that the verified commit is an ancestor
+of the branch with every verified entry file unchanged) and then only the entries and commits added
+since; anything unexpected falls back to a full verify, as `full=True` does. A full verify re-derives
+every hash, chain link, signature and checkpoint; the byte-exact comparison of a file with its fresh
+rendering is remembered per blob id (content-addressed: an edited file has a new id).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import contextlib
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from auditor import __version__
 from auditor.runbook.gitutil import git
 from auditor.runbook.identity import LEGACY_WRITER_RE
-from auditor.runbook.markdown import EntryFormatError, parse_entry_file, render_entry
-from auditor.runbook.model import ENTRY_NAME_RE, Entry
-from auditor.runbook.store import ENTRIES_DIR, GitStore, Store
+from auditor.runbook.markdown import (
+    MARKER,
+    REPORTS_DIR,
+    TEMPLATES,
+    EntryFormatError,
+    parse_entry_file,
+    render_entry,
+)
+from auditor.runbook.model import ENTRY_NAME_RE, Entry, canonical_json, entry_path, hash_body
+from auditor.runbook.signing import AllowedSigners, Checker, load_allowed_signers, message
+from auditor.runbook.store import ENTRIES_DIR, GitStore, Store, StoreState, _atomic_write
+
+STATE_VERSION = 1
+_RECORD_START = f"\n{MARKER}\n```json\n"
+_SIGNATURE_PROBLEMS = {
+    "bad": "bad-signature",
+    "unknown-signer": "unknown-signer",
+    "wrong-signer": "wrong-signer",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    kind: str  # edited | prose-edited | renamed | deleted | reordered | forged | unreadable | invalid | history
+    kind: (
+        str  # edited | prose-edited | renamed | deleted | reordered | forged | unreadable | invalid
+    )
+    # | history | unsigned | bad-signature | unknown-signer | wrong-signer | checkpoint
     name: str
     detail: str
 
@@ -36,44 +74,145 @@ class Problem:
 
 
 @dataclass
+class Facts:
+    """What the chain, signature and checkpoint checks need to know of one entry."""
+
+    name: str
+    id: str
+    hash: str
+    prev_hash: str | None
+    writer: str
+    recorded_at: str
+    supersedes: str | None = None
+    signature: str = ""  # "" (unsigned) | good | bad | unknown-signer | wrong-signer | unchecked
+    signer: str = ""  # key fingerprint
+    principals: str = ""
+    checkpoint: dict[str, list[Any]] | None = None  # writer -> [head hash, chain length]
+    checkpoint_entries: int = 0
+
+
+@dataclass
 class VerifyReport:
     entries: int = 0
     writers: int = 0
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    signed: int = 0
+    checked: int = (
+        0  # entries whose files were checked in this run (all of them unless incremental)
+    )
+    incremental: bool = False
+    allowed_signers: str | None = None
+    facts: dict[str, Facts] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
+    def latest_checkpoint(self) -> Facts | None:
+        points = [f for f in self.facts.values() if f.checkpoint is not None]
+        return max(points, key=lambda f: (f.recorded_at, f.name)) if points else None
+
+    def checkpoints(self) -> int:
+        return sum(1 for f in self.facts.values() if f.checkpoint is not None)
+
     def as_dict(self) -> dict[str, Any]:
+        latest = self.latest_checkpoint()
         return {
             "ok": self.ok,
             "entries": self.entries,
             "writers": self.writers,
+            "signed": self.signed,
+            "checkpoints": self.checkpoints(),
+            "latest_checkpoint": checkpoint_summary(latest) if latest else None,
+            "incremental": self.incremental,
+            "checked": self.checked,
+            "allowed_signers": self.allowed_signers,
             "problems": [p.as_dict() for p in self.problems],
             "notes": list(self.notes),
         }
 
 
-def verify_store(store: Store) -> VerifyReport:
+def checkpoint_summary(facts: Facts) -> dict[str, Any]:
+    return {
+        "id": facts.id,
+        "hash": facts.hash,
+        "name": facts.name,
+        "writer": facts.writer,
+        "recorded_at": facts.recorded_at,
+        "entries": facts.checkpoint_entries,
+        "signature": facts.signature or "unsigned",
+        "signer": facts.signer,
+        "heads": {w: {"hash": h, "entries": n} for w, (h, n) in (facts.checkpoint or {}).items()},
+    }
+
+
+def verify_store(
+    store: Store,
+    *,
+    allowed: AllowedSigners | Literal["auto"] | None = "auto",
+    require_signed: bool = False,
+    full: bool = False,
+    repo: Path | None = None,
+    expect_checkpoints: tuple[str, ...] = (),
+) -> VerifyReport:
+    """Verify `store`. `allowed` is the allowed signers ("auto": the configured or committed file of
+    `repo`, or of the store's repository); `full` ignores the last verified state."""
+    if allowed == "auto":
+        allowed = load_allowed_signers(
+            repo or (store.repo if isinstance(store, GitStore) else None)
+        )
     state = store.state()
-    names = sorted(state.names)
-    data = store.read(state, names)
-    report = VerifyReport(entries=len(names))
-    entries: dict[str, Entry] = {}
-    for name in names:
-        entry = _check_file(name, data[name], report.problems)
-        if entry is not None:
-            entries[name] = entry
-    _check_chains(entries, report)
+    report = VerifyReport(entries=len(state.names))
+    report.allowed_signers = allowed.source if allowed is not None else None
+    policy = _policy(allowed, require_signed)
+    cache = _Cache(store) if isinstance(store, GitStore) else None
+    previous = None if full or cache is None else cache.load_state(policy)
+    old: dict[str, Facts] = {}
+    since: str | None = None
+    if previous is not None and isinstance(store, GitStore):
+        usable = _usable_state(store, state, previous)
+        if usable:
+            old = {name: Facts(**data) for name, data in previous["facts"].items()}
+            since = previous["commit"]
+            report.incremental = True
+    new_names = sorted(n for n in state.names if n not in old)
+    checker = Checker(allowed)
+    ok_blobs = cache.load_rendered() if cache is not None else set()
+    fresh_ok: set[str] = set()
+    facts: dict[str, Facts] = dict(old)
+    data = store.read(state, new_names)
+    for name in new_names:
+        oid = state.names.get(name, "")
+        known = bool(oid) and oid in ok_blobs
+        found = _check_file(name, data[name], report.problems, known, checker)
+        if found is not None:
+            facts[name] = found
+            if oid and not known and not any(p.name == name for p in report.problems):
+                fresh_ok.add(oid)
+    del data
+    report.checked = len(new_names)
+    report.facts = facts
+    _check_signatures(facts, report, require_signed, allowed is not None)
+    _check_chains(facts, report)
+    _check_checkpoints(facts, report, expect_checkpoints)
     if isinstance(store, GitStore) and state.token:
-        _check_history(store, state.token, report)
+        _check_history(store, state.token, report, since)
     report.problems.sort(key=lambda p: (p.name, p.kind, p.detail))
+    if cache is not None:
+        if fresh_ok:
+            cache.save_rendered(ok_blobs | fresh_ok)
+        if report.ok and state.token:
+            cache.save_state(policy, state, facts)
     return report
 
 
-def _check_file(name: str, blob: bytes, problems: list[Problem]) -> Entry | None:
+# --- files ---------------------------------------------------------------------------------------
+
+
+def _check_file(
+    name: str, blob: bytes, problems: list[Problem], known: bool, checker: Checker
+) -> Facts | None:
     if not ENTRY_NAME_RE.match(name):
         problems.append(
             Problem(
@@ -83,6 +222,47 @@ def _check_file(name: str, blob: bytes, problems: list[Problem]) -> Entry | None
             )
         )
         return None
+    record = _record_of(blob) if known else None
+    if record is None:
+        entry = _full_file_check(name, blob, problems)
+        if entry is None:
+            return None
+        record = entry.record()
+        digest = entry.hash
+        edited = any(p.name == name and p.kind == "edited" for p in problems)
+    else:
+        # This exact blob was checked before (valid, canonical rendering): recompute its hash.
+        body = {k: v for k, v in record.items() if k not in ("id", "hash", "signature")}
+        digest = hash_body(body)
+        edited = digest != record["hash"]
+        if edited:
+            problems.append(Problem("edited", name, "record content does not match its hash"))
+        expected = entry_path(record["decided_at"], record["decision"], record["id"])
+        if expected != name:
+            problems.append(Problem("renamed", name, f"the record belongs in {expected}"))
+    facts = _facts(name, record)
+    if record.get("signature") and not edited:
+        result = checker.check(record["signature"], message(digest), facts.writer)
+        facts.signature, facts.signer = result.status, result.fingerprint
+        facts.principals = result.principals
+        kind = _SIGNATURE_PROBLEMS.get(result.status)
+        if kind:
+            problems.append(Problem(kind, name, result.detail))
+    return facts
+
+
+def _record_of(blob: bytes) -> dict[str, Any] | None:
+    """The machine record of a file already known to be a canonical entry file."""
+    try:
+        text = blob.decode("utf-8")
+        start = text.rindex(_RECORD_START) + len(_RECORD_START)
+        record = json.loads(text[start : len(text) - len("\n```\n")])
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "hash" in record else None
+
+
+def _full_file_check(name: str, blob: bytes, problems: list[Problem]) -> Entry | None:
     try:
         parsed = parse_entry_file(blob)
     except EntryFormatError as exc:
@@ -116,6 +296,23 @@ def _check_file(name: str, blob: bytes, problems: list[Problem]) -> Entry | None
     return entry
 
 
+def _facts(name: str, record: dict[str, Any]) -> Facts:
+    point = record.get("checkpoint")
+    return Facts(
+        name=name,
+        id=record["id"],
+        hash=record["hash"],
+        prev_hash=record.get("prev_hash"),
+        writer=record["writer"],
+        recorded_at=record["recorded_at"],
+        supersedes=record.get("supersedes"),
+        checkpoint=(
+            {w: [h["hash"], h["entries"]] for w, h in point["heads"].items()} if point else None
+        ),
+        checkpoint_entries=point["entries"] if point else 0,
+    )
+
+
 def _first_diff(a: bytes, b: bytes) -> int:
     for number, (x, y) in enumerate(zip(a.split(b"\n"), b.split(b"\n"), strict=False), start=1):
         if x != y:
@@ -123,7 +320,39 @@ def _first_diff(a: bytes, b: bytes) -> int:
     return min(a.count(b"\n"), b.count(b"\n")) + 1
 
 
-def _check_chains(entries: dict[str, Entry], report: VerifyReport) -> None:
+# --- signatures, chains, checkpoints -------------------------------------------------------------
+
+
+def _check_signatures(
+    facts: dict[str, Facts], report: VerifyReport, require_signed: bool, have_allowed: bool
+) -> None:
+    by_hash = {f.hash: f for f in facts.values()}
+    unchecked = 0
+    for f in facts.values():
+        if f.signature:
+            report.signed += 1
+            unchecked += f.signature == "unchecked"
+            continue
+        if require_signed:
+            report.problems.append(Problem("unsigned", f.name, "the entry is not signed"))
+            continue
+        prev = by_hash.get(f.prev_hash) if f.prev_hash else None
+        if prev is not None and prev.signature and prev.writer == f.writer:
+            report.problems.append(
+                Problem(
+                    "unsigned",
+                    f.name,
+                    f"not signed, after a signed entry ({prev.name}) of writer {f.writer}",
+                )
+            )
+    if unchecked and not have_allowed:
+        report.notes.append(
+            f"{unchecked} signed entries: signatures are intact, but no allowed signers file says "
+            f"who may sign (commit one at .kumo-audit/allowed_signers or pass --allowed-signers)"
+        )
+
+
+def _check_chains(entries: dict[str, Facts], report: VerifyReport) -> None:
     problems = report.problems
     by_hash: dict[str, str] = {}
     for name, entry in entries.items():
@@ -192,8 +421,65 @@ def _check_chains(entries: dict[str, Entry], report: VerifyReport) -> None:
         )
 
 
-def _check_history(store: GitStore, head: str, report: VerifyReport) -> None:
+def chain_length(facts_by_hash: dict[str, Facts], head: str, limit: int) -> int:
+    """Entries from `head` back to the first entry of its chain (stops after `limit` steps)."""
+    count, current = 0, facts_by_hash.get(head)
+    while current is not None and count <= limit:
+        count += 1
+        current = facts_by_hash.get(current.prev_hash) if current.prev_hash else None
+    return count
+
+
+def _check_checkpoints(
+    facts: dict[str, Facts], report: VerifyReport, expect: tuple[str, ...]
+) -> None:
+    by_hash = {f.hash: f for f in facts.values()}
+    for point in sorted(
+        (f for f in facts.values() if f.checkpoint is not None), key=lambda f: f.name
+    ):
+        for writer, (head, length) in sorted((point.checkpoint or {}).items()):
+            found = by_hash.get(head)
+            if found is None:
+                report.problems.append(
+                    Problem(
+                        "checkpoint",
+                        point.name,
+                        f"covered {length} entries of writer {writer} up to {head[:16]}, which is "
+                        "missing or changed (the chain was rewritten or cut)",
+                    )
+                )
+            elif found.writer != writer:
+                report.problems.append(
+                    Problem(
+                        "checkpoint",
+                        point.name,
+                        f"names {found.name} as the head of writer {writer}, "
+                        f"but it belongs to {found.writer}",
+                    )
+                )
+            elif (now := chain_length(by_hash, head, length)) != length:
+                report.problems.append(
+                    Problem(
+                        "checkpoint",
+                        point.name,
+                        f"covered {length} entries of writer {writer} up to {found.name}; "
+                        f"{now} are there now",
+                    )
+                )
+    for wanted in expect:
+        wanted = wanted.strip().lower()
+        hits = [f for f in facts.values() if f.checkpoint is not None and f.hash.startswith(wanted)]
+        if len(wanted) < 8 or not hits:
+            report.problems.append(
+                Problem("checkpoint", wanted, "the expected checkpoint is not in the runbook")
+            )
+
+
+def _check_history(
+    store: GitStore, head: str, report: VerifyReport, since: str | None = None
+) -> None:
     """Entry files must only ever be added on the branch: list later changes and deletions."""
+    revs = [head, f"^{since}"] if since else [head]
     out = git(
         store.repo,
         "log",
@@ -202,7 +488,7 @@ def _check_history(store: GitStore, head: str, report: VerifyReport) -> None:
         "--no-renames",
         "--diff-merges=first-parent",
         "--diff-filter=MDT",
-        head,
+        *revs,
         "--",
         f"{ENTRIES_DIR}/",
     )
@@ -216,3 +502,104 @@ def _check_history(store: GitStore, head: str, report: VerifyReport) -> None:
             report.problems.append(
                 Problem("history", path, f"{verb} after it was written, in commit {commit[:12]}")
             )
+
+
+# --- the verified state --------------------------------------------------------------------------
+
+
+def _policy(allowed: AllowedSigners | None, require_signed: bool) -> dict[str, Any]:
+    """Everything besides the entries that a verified state depends on."""
+    template = hashlib.sha256(
+        b"".join((REPORTS_DIR / name).read_bytes() for name in sorted(TEMPLATES.values()))
+    ).hexdigest()
+    return {
+        "version": STATE_VERSION,
+        "tool": __version__,
+        "template": template,
+        "allowed": allowed.digest if allowed is not None else None,
+        "require_signed": require_signed,
+    }
+
+
+def _usable_state(store: GitStore, state: StoreState, previous: dict[str, Any]) -> bool:
+    """The verified commit is an ancestor of the branch and every verified entry file is unchanged."""
+    commit = previous.get("commit")
+    if not state.token or not isinstance(commit, str):
+        return False
+    if commit != state.token and not _is_ancestor(store, commit, state.token):
+        return False
+    blobs = previous.get("blobs", {})
+    facts = previous.get("facts", {})
+    if set(blobs) != set(facts):
+        return False
+    return all(state.names.get(name) == oid for name, oid in blobs.items())
+
+
+def _is_ancestor(store: GitStore, older: str, newer: str) -> bool:
+    import subprocess
+
+    proc = subprocess.run(
+        ["git", "-C", str(store.repo), "merge-base", "--is-ancestor", older, newer],
+        capture_output=True,
+        check=False,
+    )
+    return proc.returncode == 0
+
+
+class _Cache:
+    """The verified state and the set of blob ids known to be canonical entry files."""
+
+    def __init__(self, store: GitStore) -> None:
+        self.state_path = store.private / "verified.json"
+        self.rendered_path = store.private / "rendered.json"
+
+    def load_state(self, policy: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict):
+            return None
+        digest = data.pop("digest", None)
+        if digest != hashlib.sha256(canonical_json(data).encode()).hexdigest():
+            return None  # damaged or edited: verify everything again
+        if data.get("policy") != policy:
+            return None
+        try:
+            for item in data["facts"].values():
+                Facts(**item)
+        except (TypeError, AttributeError, KeyError):
+            return None
+        return data
+
+    def save_state(
+        self, policy: dict[str, Any], state: StoreState, facts: dict[str, Facts]
+    ) -> None:
+        data = {
+            "policy": policy,
+            "commit": state.token,
+            "blobs": {name: state.names[name] for name in facts},
+            "facts": {name: asdict(f) for name, f in facts.items()},
+        }
+        data["digest"] = hashlib.sha256(canonical_json(data).encode()).hexdigest()
+        with contextlib.suppress(OSError):
+            _atomic_write(self.state_path, json.dumps(data, separators=(",", ":")).encode())
+
+    def load_rendered(self) -> set[str]:
+        try:
+            data = json.loads(self.rendered_path.read_text(encoding="utf-8"))
+            if data.get("key") == self._key():
+                return set(data["blobs"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass
+        return set()
+
+    def save_rendered(self, blobs: set[str]) -> None:
+        data = {"key": self._key(), "blobs": sorted(blobs)}
+        with contextlib.suppress(OSError):
+            _atomic_write(self.rendered_path, json.dumps(data).encode())
+
+    @staticmethod
+    def _key() -> str:
+        template = b"".join((REPORTS_DIR / n).read_bytes() for n in sorted(TEMPLATES.values()))
+        return f"{__version__}:{hashlib.sha256(template).hexdigest()}"
