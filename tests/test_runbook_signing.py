@@ -198,7 +198,7 @@ def test_rewritten_chain_covered_by_a_checkpoint_is_caught(
 def test_wrong_key_and_other_writers_key_are_caught(
     tmp_path: Path, keys: dict[str, Path], allowed_text: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store, entries = signed_chain(tmp_path, keys, monkeypatch, count=1)
+    store, _ = signed_chain(tmp_path, keys, monkeypatch, count=1)
     monkeypatch.setenv("KUMO_AUDIT_WRITER", HUMAN)
     stranger = record(
         store, EntryDraft(decision="note", why="m"), now=at(5), signing_key=str(keys["mallory"])

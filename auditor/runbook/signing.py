@@ -30,7 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from auditor.errors import AuditError
+from auditor.core.errors import AuditError
 from auditor.runbook.gitutil import config_value, git_bytes
 
 NAMESPACE = "kumo-audit-runbook"

@@ -41,8 +41,8 @@ from auditor.runbook.gitutil import git
 from auditor.runbook.identity import LEGACY_WRITER_RE
 from auditor.runbook.markdown import (
     MARKER,
-    REPORTS_DIR,
     TEMPLATES,
+    TEMPLATES_DIR,
     EntryFormatError,
     parse_entry_file,
     render_entry,
@@ -510,7 +510,7 @@ def _check_history(
 def _policy(allowed: AllowedSigners | None, require_signed: bool) -> dict[str, Any]:
     """Everything besides the entries that a verified state depends on."""
     template = hashlib.sha256(
-        b"".join((REPORTS_DIR / name).read_bytes() for name in sorted(TEMPLATES.values()))
+        b"".join((TEMPLATES_DIR / name).read_bytes() for name in sorted(TEMPLATES.values()))
     ).hexdigest()
     return {
         "version": STATE_VERSION,
@@ -601,5 +601,5 @@ class _Cache:
 
     @staticmethod
     def _key() -> str:
-        template = b"".join((REPORTS_DIR / n).read_bytes() for n in sorted(TEMPLATES.values()))
+        template = b"".join((TEMPLATES_DIR / n).read_bytes() for n in sorted(TEMPLATES.values()))
         return f"{__version__}:{hashlib.sha256(template).hexdigest()}"
