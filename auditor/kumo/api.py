@@ -194,6 +194,13 @@ class HelperSpec:
         default_factory=lambda: MappingProxyType({})
     )
     registers_dynamic: tuple[str, ...] = ()
+    registers_by_method: MappingProxyType[str, tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+    def registers_for(self, method: str) -> tuple[str, ...]:
+        """The events calling setup ``method`` registers (``registers`` unless the method differs)."""
+        return self.registers_by_method.get(method, self.registers)
 
     def returns_for(self, method: str) -> str:
         """What calling ``method`` returns (see module docstring for the values)."""
@@ -361,6 +368,9 @@ def _helper(key: str, raw: dict[str, Any]) -> HelperSpec:
         options=tuple(raw.get("options", ())),
         returns_by_method=MappingProxyType(dict(raw.get("returns_by_method", {}))),
         registers_dynamic=tuple(raw.get("registers_dynamic", ())),
+        registers_by_method=MappingProxyType(
+            {m: tuple(e) for m, e in raw.get("registers_by_method", {}).items()}
+        ),
     )
 
 

@@ -391,7 +391,7 @@ class ModelBuilder:
         setup = HelperSetup(helper, method, site)
         self.model.helper_setups.append(setup)
         options = site.table_arg(0)
-        registers = list(helper.registers)
+        registers = list(helper.registers_for(method))
         if helper.key == "queue" and options is not None:
             skip = options.get("skip_queue_config_hook")
             if isinstance(skip, Lit) and skip.value is True:
@@ -450,6 +450,13 @@ class ModelBuilder:
         implicit: bool = False,
     ) -> DataRef:
         tree_path = self.model.path_map.to_tree(written, base_dir=self._entry_dir)
+        relative = not written.startswith("/")
+        if relative and tree_path is not None and not self._exists(tree_path):
+            # kumod reads a relative path from its working directory: the audited root is as
+            # likely a working directory as the policy's own directory
+            from_root = self.model.path_map.to_tree(written)
+            if from_root is not None and self._exists(from_root):
+                tree_path = from_root
         ref = DataRef(
             written,
             tree_path,

@@ -270,9 +270,14 @@ class Evaluator:
             if value_node is None:
                 continue
             value = self.eval(value_node, depth + 1)
+            # a table never stores nil: `{ protocol = nil }` is a table without `protocol`
+            stores_nil = isinstance(value, Lit) and value.value is None
             if name is None:
-                entries.append(Entry(position, value, None))
+                if not stores_nil:
+                    entries.append(Entry(position, value, None))
                 position += 1
+                continue
+            if stores_nil:
                 continue
             key_span = self.index.span(name)
             if name.type == "identifier" and _is_named_field(child):

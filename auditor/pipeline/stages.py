@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -388,6 +389,19 @@ def load_data_files(
             continue
         if not context.snapshot.exists(ref.tree_path):
             if ref.implicit:
+                continue
+            if not ref.written.startswith("/"):
+                # relative to kumod's working directory, which the tree does not tell
+                finding = MISSING_FILE.finding(
+                    ref.module,
+                    ref.span,
+                    f"data file {ref.written} ({ref.loader}) is a relative path: kumod reads it "
+                    "from its working directory, and it is neither under the audited root nor "
+                    "beside the policy, so whether it loads depends on where kumod is started; "
+                    "use an absolute path",
+                    key=f"data:{ref.written}",
+                )
+                yield dataclasses.replace(finding, severity=Severity.WARNING)
                 continue
             yield MISSING_FILE.finding(
                 ref.module,

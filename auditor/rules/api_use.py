@@ -674,7 +674,11 @@ end)
 
 # ----- E205 unknown-event ---------------------------------------------------------------------------------
 
-_CUSTOM_EVENT_KEYS = ("event_name", "constructor")
+# Keys whose string value names an event KumoMTA fires for the policy: spawn_task and key-source
+# `event_name`, custom protocol `constructor`, and configure_local_logs `filter_event`
+# (K:docs/reference/kumo/configure_local_logs/filter_event.md: "specifies the name of an event that
+# should be triggered to decide whether logs for a given message should be included").
+_CUSTOM_EVENT_KEYS = ("event_name", "constructor", "filter_event")
 
 
 def _custom_events(ctx: Any) -> set[str]:

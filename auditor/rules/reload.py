@@ -577,6 +577,8 @@ def _check_memoize_name_clash(ctx: Any) -> Iterator[Finding]:
             )
         elif name in helper_caches:
             owner = helper_owner.get(name, "a policy-extras helper")
+            if _is_module(model, site.module, owner):
+                continue  # the helper's own cache, in the helper module itself
             problem = (
                 f"is the cache {owner} uses: memoize caches are process-wide and keyed by name, so "
                 "the two replace each other's cache and return each other's values"
@@ -596,6 +598,18 @@ def _check_memoize_name_clash(ctx: Any) -> Iterator[Finding]:
             f"memoize cache name '{name}' {problem}",
             key=f"memoize {name}",
         )
+
+
+def _is_module(model: PolicyModel, path: str, module_name: str) -> bool:
+    """True when the tree file `path` is the Lua module `module_name` (e.g. policy-extras.queue):
+    required under that name, laid out as its package path, or audited alone under its file name."""
+    loaded = model.modules.get(path)
+    if loaded is not None and loaded.name == module_name:
+        return True
+    relative = module_name.replace(".", "/") + ".lua"
+    if path == relative or path.endswith("/" + relative):
+        return True
+    return path == model.entry and path.rsplit("/", 1)[-1] == relative.rsplit("/", 1)[-1]
 
 
 MEMOIZE_NAME_CLASH = rule(

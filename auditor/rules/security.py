@@ -7,6 +7,7 @@ sources) from `ctx.data`. Values that are not literals are never guessed at.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -15,11 +16,11 @@ from typing import Any
 
 from tree_sitter import Node, Tree
 
-from auditor.core.findings import Finding, Span
+from auditor.core.findings import Finding, Severity, Span
 from auditor.core.secrets import secret_reason, secrets_in
 from auditor.kumo.model import CallSite, Handler, PolicyModel
 from auditor.kumo.values import IPNetwork, parse_cidr, parse_socket_address
-from auditor.lua.literal import Evaluator, Lit, Table, Value, decode_string
+from auditor.lua.literal import Evaluator, Lit, Table, Unknown, Value, decode_string
 from auditor.lua.syntax import LineIndex, parse
 from auditor.rules.registry import rule
 
@@ -347,13 +348,22 @@ def _check_open_relay(ctx: Any) -> Iterator[Finding]:
                 if is_everything(text, effective)
                 else "every host in that network may relay mail through it without authenticating"
             )
-            yield OPEN_RELAY.finding(
+            local = listen_is_loopback(scope.listener) is True
+            if local:
+                # reachability: only processes on this host can connect to a loopback listener
+                consequence = (
+                    f"the listener is bound to loopback only ({scope.listener}), so only "
+                    "processes on this host can reach it; it becomes an open relay as soon as "
+                    "it listens on another address"
+                )
+            finding = OPEN_RELAY.finding(
                 scope.module,
                 item.span,
                 f"relay_hosts of {scope.where} contains {item.value}, which {problem}: "
                 f"{consequence}",
                 key=f"{scope.listener} {scope.block} relay_hosts {item.value}",
             )
+            yield dataclasses.replace(finding, severity=Severity.WARNING) if local else finding
 
 
 OPEN_RELAY = rule(
@@ -430,14 +440,36 @@ def _check_wildcard_relay_to(ctx: Any) -> Iterator[Finding]:
         entry = table.entry("relay_to")
         if entry is None or not literal_true(entry.value):
             continue
-        yield WILDCARD_RELAY_TO.finding(
+        local = loopback_only(ctx.model)
+        reach = (
+            f"any client may relay through the listener; every listener of the policy is bound "
+            f"to loopback only ({local}), so only processes on this host can reach them"
+            if local
+            else "any client may relay through the listener"
+        )
+        finding = WILDCARD_RELAY_TO.finding(
             site.module,
             entry.key_span or site.span,
             "kumo.make_listener_domain { relay_to = true } is returned without any condition on "
-            "the domain, so it applies to every recipient domain: any client may relay through "
-            "the listener",
+            f"the domain, so it applies to every recipient domain: {reach}",
             key=f"make_listener_domain relay_to {','.join(sorted(site.contexts))}",
         )
+        yield dataclasses.replace(finding, severity=Severity.WARNING) if local else finding
+
+
+def loopback_only(model: PolicyModel) -> str | None:
+    """The listen addresses when the policy starts ESMTP listeners and every one is bound to
+    loopback (so relaying decisions only matter to local processes); else None."""
+    addresses = []
+    for site in sites_of(model, "kumo.start_esmtp_listener"):
+        table = site.table_arg(0)
+        if table is None or not site.contexts:
+            return None
+        listen = esmtp_listen(table)
+        if listen_is_loopback(listen) is not True:
+            return None
+        addresses.append(listen)
+    return ", ".join(dict.fromkeys(addresses)) or None
 
 
 WILDCARD_RELAY_TO = rule(
@@ -665,7 +697,7 @@ def _lua_secrets(
             label = key if isinstance(key, str) else f"[{key}]"
             if isinstance(entry.value, Table):
                 stack.append((entry.value, (*where, str(label))))
-            elif isinstance(entry.value, Lit):
+            elif isinstance(entry.value, Lit) and not isinstance(key, Unknown):
                 reason = secret_reason(key, entry.value.value)
                 if reason:
                     yield (
@@ -991,15 +1023,41 @@ def _check_unsafe_listener_option(ctx: Any) -> Iterator[Finding]:
             )
         entry = scope.table.entry("deferred_queue")
         if entry is not None and literal_true(entry.value):
-            yield UNSAFE_LISTENER_OPTION.finding(
-                scope.module,
-                entry.key_span or entry.value.span,
-                f"deferred_queue = true on {scope.where}: every message gets 250 OK without "
-                "smtp_server_message_received running, so policy checks, queue assignment and "
-                "signing are skipped; never use it on a listener reachable from the internet",
-                key=f"{scope.listener} {scope.block} deferred_queue",
-                fix="Remove deferred_queue (or set it to false); accept mail normally.",
-            )
+            yield _deferred_queue_finding(ctx, scope, entry)
+
+
+def _deferred_queue_finding(ctx: Any, scope: ListenerScope, entry: Any) -> Finding:
+    """deferred_queue = true (K:docs/reference/kumo/start_esmtp_listener/deferred_queue.md): every
+    message gets 250 before policy runs; smtp_server_message_received is not triggered; signing and
+    queue assignment belong in smtp_server_message_deferred_inject
+    (K:docs/reference/events/smtp_server_message_deferred_inject.md). Only for trusted injectors."""
+    has_handler = any(True for _ in ctx.model.handlers_for("smtp_server_message_deferred_inject"))
+    later = (
+        "the policy handles smtp_server_message_deferred_inject, where signing and queue "
+        "assignment run later"
+        if has_handler
+        else "the policy has no smtp_server_message_deferred_inject handler, so DKIM signing and "
+        "queue/tenant/campaign assignment done in smtp_server_message_received never happen"
+    )
+    local = listen_is_loopback(scope.listener) is True
+    reach = (
+        f"the listener is bound to loopback only ({scope.listener}), so only local injectors "
+        "reach it"
+        if local
+        else "KumoMTA says to enable it only where every incoming connection is trusted, never on "
+        "the public internet"
+    )
+    finding = UNSAFE_LISTENER_OPTION.finding(
+        scope.module,
+        entry.key_span or entry.value.span,
+        f"deferred_queue = true on {scope.where}: every message gets 250 OK before any policy "
+        f"check, and smtp_server_message_received is not triggered; {later}; {reach}",
+        key=f"{scope.listener} {scope.block} deferred_queue",
+        fix="Use deferred_queue only on listeners for trusted injectors, and move signing and "
+        "queue assignment into smtp_server_message_deferred_inject.",
+    )
+    severity = Severity.INFO if local and has_handler else Severity.WARNING
+    return dataclasses.replace(finding, severity=severity)
 
 
 UNSAFE_LISTENER_OPTION = rule(
@@ -1014,8 +1072,9 @@ UNSAFE_LISTENER_OPTION = rule(
 the listener's own table, in a `via` block, in a `peer` block whose network is `0/0` or wider than
 the relay limit, or in a table that `smtp_server_get_dynamic_parameters` returns without a
 condition. `deferred_queue = true` accepts every message with 250 and does not run
-`smtp_server_message_received`; it "should NOT be used on the public internet" and is reported in
-any scope.
+`smtp_server_message_received` (signing and queue assignment belong in
+`smtp_server_message_deferred_inject`); it "should NOT be used on the public internet": a warning,
+an info on a loopback-only listener of a policy that handles the deferred-inject event.
 """,
     bad="""
 kumo.start_esmtp_listener {
