@@ -21,6 +21,7 @@ COMMANDS = {
     "config": "auditor.commands.config_cmd",
     "schema": "auditor.commands.schema",
     "runbook": "auditor.commands.runbook",
+    "daemon": "auditor.daemon.cli",
 }
 
 

@@ -134,6 +134,12 @@ def register(subparsers: Any) -> None:
     cp.add_argument("--format", choices=("text", "json"), default="text")
     cp.set_defaults(func=cmd_checkpoint)
 
+    flt = commands.add_parser(
+        "fleet", parents=[common], help="which revision each host runs, and since when"
+    )
+    flt.add_argument("--format", choices=("text", "json"), default="text")
+    flt.set_defaults(func=cmd_fleet)
+
     rep = commands.add_parser("report", parents=[common], help="write a static HTML report")
     rep.add_argument("--output", "-o", type=Path, required=True, help="output directory")
     rep.set_defaults(func=cmd_report)
@@ -425,6 +431,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"{len(report.problems)} problem(s) in {report.entries} entries ({store.description})"
         )
     return 0 if report.ok else 1
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from auditor.runbook.fleet import fleet, render_text
+
+    rows = fleet(_store(args))
+    print(
+        json.dumps(rows, indent=2, sort_keys=True) if args.format == "json" else render_text(rows)
+    )
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
