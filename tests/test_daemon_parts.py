@@ -15,7 +15,7 @@ from auditor.daemon import epoch
 from auditor.daemon.config import load, parse
 from auditor.daemon.layout import Layout, LayoutError, init_layout, tree_manifest, undo_layout
 from auditor.daemon.watcher import Debouncer, EventFilter
-from auditor.errors import ConfigError
+from auditor.core.errors import ConfigError
 
 BASE = {
     "live": "/opt/kumomta/etc/policy",

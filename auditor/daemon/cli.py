@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from auditor.errors import AuditError
+from auditor.core.errors import AuditError
 
 DEFAULT_CONFIG = Path("/etc/kumo-audit/daemon.toml")
 

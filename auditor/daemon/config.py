@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from auditor.errors import ConfigError
+from auditor.core.errors import ConfigError
 
 DEFAULT_BUMP_URL = "http://127.0.0.1:8000/api/admin/bump-config-epoch"
 

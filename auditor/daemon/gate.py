@@ -10,20 +10,19 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.change.audit import ChangeReport, audit_change
-from auditor.config import CONFIG_FILE, DEFAULT, Config, parse_config
+from auditor.change import ChangeResult, audit_change
+from auditor.pipeline import AuditOptions
 from auditor.daemon.config import DaemonConfig
 from auditor.daemon.layout import Layout, ManifestSnapshot
 from auditor.daemon.recorder import ValidatorDigest
 from auditor.daemon.sources import Candidate
-from auditor.errors import AuditError, ConfigError
-from auditor.findings import Finding, Severity, at_or_above
-from auditor.snapshot import Snapshot
+from auditor.core.errors import AuditError
+from auditor.core.findings import Finding, Severity, at_or_above
+from auditor.source.snapshot import Snapshot
 
 
 class Preempted(Exception):
@@ -34,7 +33,7 @@ class Preempted(Exception):
 class Verdict:
     decision: str  # promoted | restart-required | accepted | blocked
     promote: bool
-    report: ChangeReport | None = None
+    report: ChangeResult | None = None
     reasons: list[str] = field(default_factory=list)
     validator: ValidatorDigest | None = None
     files: dict[str, bytes] | None = None  # the candidate's files, when it is to be promoted
@@ -51,25 +50,6 @@ class Verdict:
         return self.report.introduced if self.decision == "blocked" else self.report.findings
 
 
-def config_of(snapshot: Snapshot) -> Config:
-    """The audited state's own configuration: kumo-audit.toml, else pyproject's [tool.kumo-audit]."""
-    for name in (CONFIG_FILE, "pyproject.toml"):
-        if not snapshot.exists(name):
-            continue
-        try:
-            table = tomllib.loads(snapshot.read(name).decode("utf-8"))
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError, OSError) as exc:
-            raise ConfigError(f"{name}: invalid configuration: {exc}") from None
-        except Exception as exc:  # FileProblem (too large, outside the tree)
-            raise ConfigError(f"{name}: cannot read: {exc}") from None
-        if name == "pyproject.toml":
-            table = table.get("tool", {}).get("kumo-audit")
-            if not isinstance(table, dict):
-                continue
-        return parse_config(table, name)
-    return DEFAULT
-
-
 class Gate:
     def __init__(
         self,
@@ -80,6 +60,10 @@ class Gate:
         self.cfg = cfg
         self.layout = layout
         self.cached = cached
+
+    def options(self) -> AuditOptions:
+        """As everywhere: the configuration comes from the audited (head) snapshot."""
+        return AuditOptions(entry=self.cfg.entry, cached=self.cached)
 
     def check(
         self,
@@ -112,13 +96,10 @@ class Gate:
         if problems:
             return Verdict("blocked", False, reasons=problems[:20])
         base_snapshot = ManifestSnapshot(self.layout, base) if base else None
-        report: ChangeReport | None = None
+        report: ChangeResult | None = None
         if not force:
             try:
-                config = config_of(snapshot)
-                report = audit_change(
-                    base_snapshot, snapshot, config, entry=self.cfg.entry, cached=self.cached
-                )
+                report = audit_change(base_snapshot, snapshot, self.options())
             except AuditError as exc:
                 return Verdict("blocked", False, reasons=[f"cannot audit: {exc}"])
             if superseded():
@@ -159,7 +140,7 @@ class Gate:
         return files
 
     def _validate(
-        self, release: str | None, report: ChangeReport | None, superseded: Callable[[], bool]
+        self, release: str | None, report: ChangeResult | None, superseded: Callable[[], bool]
     ) -> ValidatorDigest | None:
         """Run kumod --validate against the materialised candidate; its exit status and output digest."""
         if release is None:

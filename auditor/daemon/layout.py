@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from auditor.daemon.fsio import fsync_dir, write_durable
-from auditor.errors import AuditError
-from auditor.snapshot import SKIP_DIRS, FileProblem, Snapshot, git_blob_id, normalize
+from auditor.core.errors import AuditError
+from auditor.source.snapshot import SKIP_DIRS, FileProblem, Snapshot, git_blob_id, normalize
 
 Manifest = dict[str, str]  # relative POSIX path -> Git blob id
 RENAME_EXCHANGE = 2

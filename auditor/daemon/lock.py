@@ -7,7 +7,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from auditor.errors import AuditError
+from auditor.core.errors import AuditError
 
 
 class AlreadyRunning(AuditError):

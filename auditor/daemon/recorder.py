@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.daemon.config import DaemonConfig
-from auditor.errors import AuditError
+from auditor.core.errors import AuditError
 
 
 @dataclass

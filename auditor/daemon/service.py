@@ -38,8 +38,8 @@ from auditor.daemon.recorder import Recorder
 from auditor.daemon.sources import Candidate, Source, make_source
 from auditor.daemon.state import State, StateFile
 from auditor.daemon.watcher import Debouncer, EventFilter, Watcher
-from auditor.errors import AuditError
-from auditor.snapshot import FsSnapshot
+from auditor.core.errors import AuditError
+from auditor.source.snapshot import FsSnapshot
 
 HISTORY_LIMIT = 50
 MEMORY_ENTRIES = 64
@@ -172,21 +172,14 @@ class Daemon:
 
     def warm_up(self) -> None:
         """Audit what is live once, so the first change after a start is answered at full speed."""
-        from auditor.change.audit import audit_change
-        from auditor.daemon.gate import config_of
+        from auditor.change import audit_change
 
         started = time.monotonic()
         name = self.state.live_release
         if self.gated and name and (self.layout.manifests / f"{name}.json").is_file():
             snapshot = ManifestSnapshot(self.layout, name)
             with contextlib.suppress(Exception):  # a broken live tree is the gate's business
-                audit_change(
-                    None,
-                    snapshot,
-                    config_of(snapshot),
-                    entry=self.cfg.entry,
-                    cached=self.gate.cached,
-                )
+                audit_change(None, snapshot, self.gate.options())
         self.log("ready", warm_up_ms=round(1000 * (time.monotonic() - started), 1))
 
     def _install_signals(self) -> None:
@@ -676,7 +669,7 @@ class Daemon:
     def record_drift(
         self, name: str, expected: dict[str, str], current: dict[str, str] | None, key: str
     ) -> None:
-        from auditor.change.audit import audit_change
+        from auditor.change import audit_change
         from auditor.runbook.model import Change, ChangedFile
 
         seen_at = time.monotonic()
@@ -703,14 +696,8 @@ class Daemon:
         reasons = []
         try:
             snapshot = FsSnapshot(self.layout.release_dir(name))
-            from auditor.daemon.gate import config_of
-
             report = audit_change(
-                ManifestSnapshot(self.layout, name, expected),
-                snapshot,
-                config_of(snapshot),
-                entry=self.cfg.entry,
-                cached=self.gate.cached,
+                ManifestSnapshot(self.layout, name, expected), snapshot, self.gate.options()
             )
         except Exception as exc:  # the drifted tree may be anything; the drift is recorded anyway
             reasons.append(f"cannot audit the drifted tree: {exc}")
@@ -960,7 +947,7 @@ def _manifest_of(candidate: Candidate) -> dict[str, str]:
 def _cache(state_dir: Path):  # type: ignore[no-untyped-def]
     """The parse cache, kept under the state directory (a hardened unit has no home directory)."""
     from auditor import __version__
-    from auditor.cache import ContentCache, code_fingerprint
+    from auditor.pipeline.cache import ContentCache, code_fingerprint
     from auditor.kumo.digest import api_table_digest
 
     # a small memory share: a long-running daemon sees endless versions of the same few files

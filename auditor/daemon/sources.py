@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from auditor.daemon.config import DaemonConfig
-from auditor.errors import AuditError
-from auditor.snapshot import FsSnapshot, Snapshot
+from auditor.core.errors import AuditError
+from auditor.source.snapshot import FsSnapshot, Snapshot
 
 MIRROR_REMOTE = "origin"
 
@@ -42,7 +42,7 @@ def tree_digest(snapshot: Snapshot) -> str:
 
 
 def _git(repo: Path, *args: str, timeout: float = 120) -> str:
-    from auditor.change.gitrepo import git_env
+    from auditor.source.git import git_env
 
     try:
         proc = subprocess.run(
@@ -74,7 +74,7 @@ class Source:
 
     def commit_candidate(self, rev: str) -> Candidate:
         assert self.repo is not None
-        from auditor.change.git_snapshot import open_snapshot
+        from auditor.source.git_snapshot import open_snapshot
 
         repo, subdir = self.repo, self.subdir
 

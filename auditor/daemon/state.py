@@ -57,7 +57,7 @@ class StateFile:
         except FileNotFoundError:
             return State()
         except (OSError, ValueError) as exc:
-            from auditor.errors import AuditError
+            from auditor.core.errors import AuditError
 
             raise AuditError(f"daemon state {self.path} is unreadable: {exc}") from None
         data.pop("version", None)
