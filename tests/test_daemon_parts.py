@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from auditor.core.errors import ConfigError
 from auditor.daemon import epoch
 from auditor.daemon.config import load, parse
 from auditor.daemon.layout import Layout, LayoutError, init_layout, tree_manifest, undo_layout
 from auditor.daemon.watcher import Debouncer, EventFilter
-from auditor.core.errors import ConfigError
 
 BASE = {
     "live": "/opt/kumomta/etc/policy",

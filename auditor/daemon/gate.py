@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.change import ChangeResult, audit_change
-from auditor.pipeline import AuditOptions
+from auditor.core.errors import AuditError
+from auditor.core.findings import Finding, Severity, at_or_above
 from auditor.daemon.config import DaemonConfig
 from auditor.daemon.layout import Layout, ManifestSnapshot
 from auditor.daemon.recorder import ValidatorDigest
 from auditor.daemon.sources import Candidate
-from auditor.core.errors import AuditError
-from auditor.core.findings import Finding, Severity, at_or_above
+from auditor.pipeline import AuditOptions
 from auditor.source.snapshot import Snapshot
 
 

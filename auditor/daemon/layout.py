@@ -18,8 +18,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from auditor.daemon.fsio import fsync_dir, write_durable
 from auditor.core.errors import AuditError
+from auditor.daemon.fsio import fsync_dir, write_durable
 from auditor.source.snapshot import SKIP_DIRS, FileProblem, Snapshot, git_blob_id, normalize
 
 Manifest = dict[str, str]  # relative POSIX path -> Git blob id

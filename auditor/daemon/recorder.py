@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from auditor.daemon.config import DaemonConfig
 from auditor.core.errors import AuditError
+from auditor.daemon.config import DaemonConfig
 
 
 @dataclass

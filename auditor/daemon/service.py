@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from auditor.core.errors import AuditError
 from auditor.daemon import epoch
 from auditor.daemon.config import DaemonConfig
 from auditor.daemon.fsio import write_durable
@@ -38,7 +39,6 @@ from auditor.daemon.recorder import Recorder
 from auditor.daemon.sources import Candidate, Source, make_source
 from auditor.daemon.state import State, StateFile
 from auditor.daemon.watcher import Debouncer, EventFilter, Watcher
-from auditor.core.errors import AuditError
 from auditor.source.snapshot import FsSnapshot
 
 HISTORY_LIMIT = 50
@@ -947,8 +947,8 @@ def _manifest_of(candidate: Candidate) -> dict[str, str]:
 def _cache(state_dir: Path):  # type: ignore[no-untyped-def]
     """The parse cache, kept under the state directory (a hardened unit has no home directory)."""
     from auditor import __version__
-    from auditor.pipeline.cache import ContentCache, code_fingerprint
     from auditor.kumo.digest import api_table_digest
+    from auditor.pipeline.cache import ContentCache, code_fingerprint
 
     # a small memory share: a long-running daemon sees endless versions of the same few files
     cache = ContentCache(state_dir / "cache", memory_entries=MEMORY_ENTRIES)

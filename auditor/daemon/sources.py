@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from auditor.daemon.config import DaemonConfig
 from auditor.core.errors import AuditError
+from auditor.daemon.config import DaemonConfig
 from auditor.source.snapshot import FsSnapshot, Snapshot
 
 MIRROR_REMOTE = "origin"
