@@ -181,12 +181,18 @@ def test_drift_in_each_mode(tmp_path, bump_server):
         rev = block_repo.commit(
             {"queues.toml": (block_repo.path / "queues.toml").read_text() + "\n"}, "Spacing"
         )
-        daemons["block"].wait_for(lambda e: e.get("decision") == "blocked")
+        daemons["block"].wait_for(
+            lambda e: e.get("event") == "verdict" and e.get("decision") == "blocked"
+        )
         assert not os.readlink(block_host.live).endswith(rev)
         # resolving the drift lets it through
         (block_host.live / "shaping.toml").write_bytes(originals["block"])
         daemons["block"].wait_for(
-            lambda e: e.get("decision") == "promoted" and e.get("candidate") == rev
+            lambda e: (
+                e.get("event") == "verdict"
+                and e.get("decision") == "promoted"
+                and e.get("candidate") == rev
+            )
         )
         # a different hand edit is a new drift
         (warn_host.live / "queues.toml").write_text("broken = [\n")
@@ -306,7 +312,12 @@ def test_three_pull_daemons_share_one_runbook(tmp_path, bump_server):
             dev.git("push", "-q", "origin", "main")
             revs.append(dev.git("rev-parse", "HEAD"))
             for d in daemons:
-                d.wait_for(lambda e, rev=revs[-1]: e.get("candidate") == rev, timeout=20)
+                d.wait_for(
+                    lambda e, rev=revs[-1]: (
+                        e.get("event") == "verdict" and e.get("candidate") == rev
+                    ),
+                    timeout=20,
+                )
     finally:
         for d in daemons:
             d.stop()
@@ -337,7 +348,7 @@ def test_rollback_goes_through_the_gate_and_is_recorded(tmp_path, bump_server):
     try:
         first = daemon.wait_for(lambda e: e.get("event") == "verdict")[0]["candidate"]
         second = repo.commit({"shaping.toml": SAFE_SHAPING}, "Raise the limit")
-        daemon.wait_for(lambda e: e.get("candidate") == second)
+        daemon.wait_for(lambda e: e.get("event") == "verdict" and e.get("candidate") == second)
         answer = cli("daemon", "rollback", "--config", str(host.config))
         assert "rolled-back" in answer.stdout
         assert os.readlink(host.live).endswith(first)
@@ -361,7 +372,7 @@ def test_epoch_bump_retries_and_metrics(tmp_path):
         try:
             daemon.wait_for(lambda e: e.get("event") == "verdict")
             rev = repo.commit({"shaping.toml": SAFE_SHAPING}, "Raise the limit")
-            daemon.wait_for(lambda e: e.get("candidate") == rev)
+            daemon.wait_for(lambda e: e.get("event") == "verdict" and e.get("candidate") == rev)
             body = (
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
                 .read()
@@ -372,7 +383,7 @@ def test_epoch_bump_retries_and_metrics(tmp_path):
     finally:
         server.close()
     assert len(server.bumps) == 3
-    assert 'kumo_audit_daemon_verdicts_total{decision="promoted"} 2.0' in body
+    assert 'kumo_audit_daemon_verdicts_total{decision="promoted"} 2.0' in body, body[:1500]
     assert "kumo_audit_daemon_audit_seconds_bucket" in body
     record = next(r for r in entries(repo.path) if r["change"]["head"] == rev)
     assert record["reload"]["daemon"]["epoch_bump"]["attempts"] == 3
@@ -399,3 +410,74 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+FAKE_KUMOD = """#!/bin/sh
+# stands in for kumod: records its arguments, takes a while, fails on a marked policy
+echo "$@" >> "{log}"
+policy=""
+while [ $# -gt 0 ]; do
+  if [ "$1" = "--policy" ]; then policy="$2"; fi
+  shift
+done
+sleep 1.5
+if grep -q VALIDATE_FAIL "$policy"; then echo "Validation failed"; exit 1; fi
+exit 0
+"""
+
+
+def test_kumod_validate_preemption_symlinks_and_dirty_edits(tmp_path, bump_server):
+    calls = tmp_path / "kumod-calls.log"
+    kumod = tmp_path / "kumod"
+    kumod.write_text(FAKE_KUMOD.replace("{log}", str(calls)))
+    kumod.chmod(0o755)
+    repo, host = checkout_host(tmp_path, bump_server, "validating", kumod={"binary": str(kumod)})
+    daemon = host.start()
+    try:
+        daemon.wait_for(lambda e: e.get("event") == "verdict")
+        slow = repo.commit({"shaping.toml": SAFE_SHAPING}, "First change")
+        time.sleep(0.6)  # its audit is done; kumod --validate is running
+        newer = repo.commit({"shaping.toml": SAFE_SHAPING.replace("12", "14")}, "Second change")
+        daemon.wait_for(lambda e: e.get("event") == "preempted" and e.get("candidate") == slow[:12])
+        daemon.wait_for(lambda e: e.get("event") == "verdict" and e.get("candidate") == newer)
+        assert daemon.verdicts()[-1]["decision"] == "promoted"
+        assert os.readlink(host.live).endswith(newer)
+        assert not [v for v in daemon.verdicts() if v.get("candidate") == slow]
+        # kumod --validate ran against the materialised candidate
+        assert (
+            f"--policy {host.state_dir}/releases/{newer}/init.lua --validate" in calls.read_text()
+        )
+
+        init = (repo.path / "init.lua").read_text()
+        failing = repo.commit({"init.lua": init + "\n-- VALIDATE_FAIL\n"}, "Comment kumod rejects")
+        daemon.wait_for(lambda e: e.get("event") == "verdict" and e.get("candidate") == failing)
+        assert daemon.verdicts()[-1]["decision"] == "blocked"
+        assert os.readlink(host.live).endswith(newer)
+
+        os.symlink("/etc/passwd", repo.path / "leak.lua")
+        leaking = repo.commit(message="Link out of the tree")
+        daemon.wait_for(lambda e: e.get("event") == "verdict" and e.get("candidate") == leaking)
+        assert daemon.verdicts()[-1]["decision"] == "blocked"
+        assert not (host.live / "leak.lua").exists()
+
+        (repo.path / "leak.lua").unlink()
+        (repo.path / "init.lua").write_text(init)
+        (repo.path / "queues.toml").write_text(
+            (repo.path / "queues.toml").read_text() + "\n# note\n"
+        )
+        dirty = daemon.wait_for(
+            lambda e: e.get("event") == "verdict" and str(e.get("candidate")).startswith("dirty-")
+        )[0]
+        assert dirty["decision"] == "accepted"
+        assert os.readlink(host.live).endswith(newer)
+    finally:
+        daemon.stop()
+    records = {r["change"]["head"]: r for r in entries(repo.path)}
+    assert records[failing]["evidence"]["validator"]["exit_code"] == 1
+    assert "VALIDATE_FAIL" not in json.dumps(records[failing]["evidence"])
+    assert records[newer]["evidence"]["validator"]["exit_code"] == 0
+    assert any(
+        "symlink" in (r["why"]["text"] or "")
+        for r in records.values()
+        if r["change"]["head"] == leaking
+    )

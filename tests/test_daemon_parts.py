@@ -151,3 +151,8 @@ def test_epoch_bump_to_a_closed_port_is_retried_and_reported():
     started = time.monotonic()
     assert epoch.bump("http://127.0.0.1:1/x", attempts=1, timeout=1, backoff=0).ok is False
     assert time.monotonic() - started < 5
+
+
+def test_example_configuration_is_valid():
+    cfg = load(Path(__file__).resolve().parent.parent / "deploy" / "daemon.example.toml")
+    assert cfg.source.kind == "pull" and cfg.runbook.remote == "origin"

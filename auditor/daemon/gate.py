@@ -112,7 +112,10 @@ class Gate:
             return Verdict("blocked", False, report=report, reasons=[files])
         validator = None
         if self.cfg.kumod.binary is not None and not force:
-            name = self.layout.materialise(candidate.id, files) if files is not None else None
+            name = None
+            if files is not None:
+                self.layout.materialise(candidate.id, files)
+                name = candidate.id
             validator = self._validate(name, report, superseded)
             if validator is not None and validator.exit_code != 0:
                 return Verdict(

@@ -126,8 +126,7 @@ class Daemon:
         for leftover in live.parent.glob(f".{live.name}.kumo-audit-swap-*"):
             with contextlib.suppress(OSError):
                 leftover.unlink()
-        if self.recorder_repo_lock():
-            pass
+        self.recorder_repo_lock()
 
     def recorder_repo_lock(self) -> bool:
         """A runbook ref lock left by a killed writer would block every later entry: remove it."""
@@ -205,7 +204,6 @@ class Daemon:
             releases = self.layout.releases
             live_filter = LiveFilter(self)
             watcher.watch(releases, live_filter, self.live_events)
-        watcher.observer.schedule  # noqa: B018 - watchdog is loaded
         watcher.start()
         self._watcher = watcher
 
@@ -281,7 +279,24 @@ class Daemon:
             return
         if candidate.id in self.state.seen or candidate.id in self.state.skip:
             return
-        self.decide(candidate, seen_at)
+        try:
+            self.decide(candidate, seen_at)
+        except Exception as exc:  # the gate fails closed: log, never promote, keep running
+            self._failed(candidate, exc)
+
+    def _failed(self, candidate: Candidate, exc: Exception) -> None:
+        """A decision that could not be made: nothing was promoted; tried again on the next change."""
+        self.log(
+            "decision-failed",
+            level="error",
+            candidate=candidate.id,
+            error=f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}",
+        )
+        self.state.pending = None
+        self.state.remember(candidate.id, "failed")
+        if self.state.intent is not None and self.state.intent.get("candidate") == candidate.id:
+            return  # finished on restart
+        self.save()
 
     def superseded_check(self, candidate: Candidate):  # type: ignore[no-untyped-def]
         def superseded() -> bool:
