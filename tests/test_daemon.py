@@ -295,7 +295,13 @@ def test_three_pull_daemons_share_one_runbook(tmp_path, bump_server):
         host = Host(
             tmp_path,
             name,
-            {"kind": "pull", "url": str(remote), "branch": "main", "interval": 0.3},
+            # mx3 fetches only when told to (`daemon sync`, i.e. SIGHUP)
+            {
+                "kind": "pull",
+                "url": str(remote),
+                "branch": "main",
+                "interval": 0.3 if name != "mx3" else 600.0,
+            },
             bump_server.url,
             runbook={"remote": "origin"},
         )
@@ -311,6 +317,9 @@ def test_three_pull_daemons_share_one_runbook(tmp_path, bump_server):
             dev.commit({"shaping.toml": SAFE_SHAPING.replace("12", str(limit))}, f"Limit {limit}")
             dev.git("push", "-q", "origin", "main")
             revs.append(dev.git("rev-parse", "HEAD"))
+            assert (
+                "asked the daemon" in cli("daemon", "sync", "--config", str(hosts[2].config)).stdout
+            )
             for d in daemons:
                 d.wait_for(
                     lambda e, rev=revs[-1]: (

@@ -149,9 +149,9 @@ class Daemon:
     # -- the loop -------------------------------------------------------------------------------
 
     def run(self) -> int:
+        self._install_signals()  # before the lock: `daemon sync` may signal as soon as it is held
         self.open()
         try:
-            self._install_signals()
             self._start_watching()
             self.log(
                 "started",
@@ -322,6 +322,7 @@ class Daemon:
         restart_ok: bool = False,
     ) -> dict[str, Any] | None:
         self.state.pending = candidate.id
+        self.save()  # status shows what is being checked
         base = self.state.live_release
         try:
             verdict = self.gate.check(
