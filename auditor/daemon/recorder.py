@@ -47,7 +47,16 @@ class Recorder:
         self.actor = Actor(
             name=f"kumo-audit@{host}", email=None, kind="daemon", resolved_by="host-identity"
         )
-        self.writer = f"daemon:{host}"
+        # the writer id kept with the writing store (created once), as for every other writer
+        from auditor.runbook.identity import resolve_writer
+        from auditor.runbook.store import GitStore
+
+        if isinstance(self.store, GitStore):
+            self.writer = resolve_writer(self.actor, host, repo=self.store.repo)
+        else:
+            self.writer = resolve_writer(
+                self.actor, host, repo=self.repo, directory=getattr(self.store, "root", None)
+            )
 
     def record(self, decision_id: str, decision: str, **draft: Any):  # type: ignore[no-untyped-def]
         from auditor.kumo.api import load_api
