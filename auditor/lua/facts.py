@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from auditor.core.findings import Span
 from auditor.core.lazyre import lazy
-from auditor.lua.literal import Evaluator, Lit, Unknown, Value
+from auditor.lua.literal import Evaluator, Lit, Table, Unknown, Value
 
 if TYPE_CHECKING:  # the syntax tree is needed only while extracting, not to load cached facts
     from tree_sitter import Node
@@ -356,8 +357,40 @@ class _Extractor:
                 names.extend(self._text(n) for n in child.named_children if n.type == "identifier")
             else:
                 self.expression(child)
-        for name in names:
-            self.scope.names[name] = ("local", name)
+        element = self._loop_element(node) if len(names) == 2 else None
+        for i, name in enumerate(names):
+            if i == 1 and element is not None:
+                self.scope.names[name] = _Const(element)
+            else:
+                self.scope.names[name] = ("local", name)
+
+    def _loop_element(self, clause: Node) -> Value | None:
+        """`for _, v in ipairs { 'a', 'b' }` (or pairs): what is known of v in every iteration."""
+        exprs = [c for c in clause.named_children if c.type == "expression_list"]
+        call = exprs[0].named_children[0] if exprs and exprs[0].named_children else None
+        if call is None or call.type != "function_call":
+            return None
+        callee = call.child_by_field_name("name")
+        iterator = self._text(callee) if callee is not None else ""
+        if iterator not in ("ipairs", "pairs") or self.scope.lookup(iterator) is not None:
+            return None
+        args = _call_args(call)
+        if len(args) != 1 or args[0].type != "table_constructor":
+            return None
+        table = self.evaluator.eval(args[0])
+        if not isinstance(table, Table) or table.has_unknown_keys:
+            return None
+        values = table.array() if iterator == "ipairs" else [e.value for e in table.entries]
+        if not values or not all(isinstance(v, Lit) for v in values):
+            return None
+        if len(values) == 1:
+            return values[0]
+        texts = [v.value for v in values if isinstance(v, Lit) and isinstance(v.value, str)]
+        if len(texts) != len(values):
+            return None
+        prefix = os.path.commonprefix(texts)
+        suffix = os.path.commonprefix([t[::-1] for t in texts])[::-1]
+        return Unknown(table.span, "loop element", prefix, suffix)
 
     def local_declaration(self, node: Node) -> None:
         for child in node.named_children:
@@ -456,6 +489,14 @@ class _Extractor:
             if isinstance(value, Lit) and kind != "table_constructor":
                 return _Const(value)
             return ("local", name)
+        if kind in ("binary_expression", "parenthesized_expression", "function_call"):
+            # computed values the evaluator follows: `os.getenv('X') or 'default'`, `'a:' .. port`
+            value = self.evaluator.eval(value_node)
+            if isinstance(value, Lit) or (
+                isinstance(value, Unknown) and (value.env or value.prefix or value.suffix)
+            ):
+                self.expression(value_node)
+                return _Const(value)
         path = self.resolve(value_node)
         self.expression(value_node)
         if path is not None:

@@ -27,6 +27,8 @@ Scalar = Union[str, int, float, bool, None]
 class Lit:
     value: Scalar
     span: Span
+    # set when the value holds only by default: `os.getenv('X') or 'v'` is 'v' "when X is unset"
+    when: str | None = None
 
     is_unknown = False
 
@@ -40,6 +42,11 @@ class Unknown:
 
     span: Span
     source: str = ""
+    # what is known of a computed string: `'0.0.0.0:' .. port` has the prefix '0.0.0.0:'
+    prefix: str = ""
+    suffix: str = ""
+    # the environment variable read by `os.getenv('X')` (the value is nil when it is unset)
+    env: str | None = None
 
     is_unknown = True
 
@@ -257,6 +264,37 @@ class Evaluator:
             known = self.env(self._text(node))
             if known is not None:
                 return _respan(known, span)
+        if kind == "function_call":
+            return self._call(node, span, depth)
+        return Unknown(span, self._short(node))
+
+    def _call(self, node: Node, span: Span, depth: int) -> Value:
+        """`os.getenv('X')` (nil when X is unset) and `tostring(x)` of a known value."""
+        callee = node.child_by_field_name("name")
+        if callee is None or callee.type not in ("dot_index_expression", "identifier"):
+            return Unknown(span, self._short(node))
+        name = self._text(callee)
+        if name not in ("os.getenv", "tostring"):
+            return Unknown(span, self._short(node))
+        args_node = node.child_by_field_name("arguments")
+        args: list[Node] = []
+        if args_node is not None:
+            if args_node.type == "string":
+                args = [args_node]
+            else:
+                args = [c for c in args_node.named_children if c.type != "comment"]
+        if len(args) != 1:
+            return Unknown(span, self._short(node))
+        arg = self.eval(args[0], depth + 1)
+        if name == "os.getenv":
+            if isinstance(arg, Lit) and isinstance(arg.value, str):
+                return Unknown(span, self._short(node), env=arg.value)
+        elif isinstance(arg, Lit) and arg.when is None:
+            text = _concat_part(arg.value)
+            if text is not None:
+                return Lit(text, span)
+        elif isinstance(arg, Unknown):
+            return Unknown(span, self._short(node), arg.prefix, arg.suffix)
         return Unknown(span, self._short(node))
 
     def _table(self, node: Node, span: Span, depth: int) -> Table:
@@ -308,12 +346,30 @@ class Evaluator:
         right_node = node.child_by_field_name("right")
         operator = node.child_by_field_name("operator")
         op = operator.type if operator is not None else ""
-        if op == ".." and left_node is not None and right_node is not None:
+        if left_node is None or right_node is None:
+            return Unknown(span, self._short(node))
+        if op == "..":
             left, right = self.eval(left_node, depth + 1), self.eval(right_node, depth + 1)
             if isinstance(left, Lit) and isinstance(right, Lit):
                 parts = [_concat_part(left.value), _concat_part(right.value)]
                 if None not in parts:
-                    return Lit(f"{parts[0]}{parts[1]}", span)
+                    return Lit(f"{parts[0]}{parts[1]}", span, left.when or right.when)
+            # keep what is known: the prefix of the left side, the suffix of the right side
+            prefix = _known_prefix(left)
+            suffix = _known_suffix(right)
+            if isinstance(left, Lit) and isinstance(right, Unknown) and prefix is not None:
+                prefix += right.prefix
+            if isinstance(right, Lit) and isinstance(left, Unknown) and suffix is not None:
+                suffix = left.suffix + suffix
+            return Unknown(span, self._short(node), prefix or "", suffix or "")
+        if op == "or":
+            left, right = self.eval(left_node, depth + 1), self.eval(right_node, depth + 1)
+            if isinstance(left, Lit) and left.when is None:
+                return _respan(left if left.value not in (None, False) else right, span)
+            if isinstance(left, Unknown) and isinstance(right, Lit) and right.value is not None:
+                # `x or default`: the default is the value whenever x is nil (or false)
+                when = f"{left.env} is unset" if left.env else f"{left.source} is nil"
+                return Lit(right.value, span, right.when or when)
         return Unknown(span, self._short(node))
 
 
@@ -325,6 +381,22 @@ def _concat_part(value: Scalar) -> str | None:
     return str(value)
 
 
+def _known_prefix(value: Value) -> str | None:
+    if isinstance(value, Lit):
+        return _concat_part(value.value)
+    if isinstance(value, Unknown):
+        return value.prefix
+    return None
+
+
+def _known_suffix(value: Value) -> str | None:
+    if isinstance(value, Lit):
+        return _concat_part(value.value)
+    if isinstance(value, Unknown):
+        return value.suffix
+    return None
+
+
 def _is_named_field(field_node: Node) -> bool:
     """`{name = v}` (identifier key) rather than `{[name] = v}` (expression key)."""
     first = field_node.children[0] if field_node.children else None
@@ -333,5 +405,7 @@ def _is_named_field(field_node: Node) -> bool:
 
 def _respan(value: Value, span: Span) -> Value:
     if isinstance(value, Lit):
-        return Lit(value.value, span)
+        return Lit(value.value, span, value.when)
+    if isinstance(value, Unknown):
+        return Unknown(span, value.source, value.prefix, value.suffix, value.env)
     return value

@@ -309,11 +309,56 @@ def _audit(
     for rule_obj in registry.iter_checks():
         if rule_obj.check is not None:
             findings.extend(rule_obj.check(context))
+    findings = by_default(findings, context.model)
     findings = dedupe_fingerprints(findings)
     filtered, used = apply_filters(
         findings, context, use_suppressions=use_suppressions, today=today
     )
     return AuditResult(entry, filtered, context, used)
+
+
+def by_default(findings: list[Finding], model: PolicyModel) -> list[Finding]:
+    """Say "by default (when X is unset)" on findings about a value that holds only by default
+    (`os.getenv('X') or 'v'`): the finding sits on that value, or names it within the same call."""
+    from auditor.lua.literal import Lit, Table
+
+    defaults: dict[str, list[tuple[Span, Lit]]] = {}
+    for site in model.calls:
+        stack: list[object] = list(site.call.args)
+        while stack:
+            value = stack.pop()
+            if isinstance(value, Table):
+                stack.extend(e.value for e in value.entries)
+            elif isinstance(value, Lit) and value.when:
+                defaults.setdefault(site.module, []).append((site.call.span, value))
+    if not defaults:
+        return findings
+    out = []
+    for finding in findings:
+        when = None
+        for call_span, lit in defaults.get(finding.path, ()):
+            if _within(finding.span, lit.span) or (
+                _within(finding.span, call_span) and str(lit.value) in finding.message
+            ):
+                when = lit.when
+                break
+        if when is not None:
+            finding = dataclasses.replace(
+                finding, message=f"{finding.message}; this holds by default (when {when})"
+            )
+        out.append(finding)
+    return out
+
+
+def _within(inner: Span, outer: Span) -> bool:
+    return (
+        (outer.line, outer.column)
+        <= (inner.line, inner.column)
+        <= (
+            outer.end_line,
+            outer.end_column,
+        )
+    )
 
 
 def is_data_entry(entry: str) -> bool:

@@ -84,7 +84,7 @@ def is_loopback_net(net: IPNetwork) -> bool:
 def listen_is_loopback(listen: str) -> bool | None:
     """True for a loopback listen address, False beyond loopback, None if it cannot be told."""
     try:
-        host, _port = parse_socket_address(listen)
+        host, _port = parse_socket_address(listen.replace(COMPUTED_PORT, "1"))
     except ValueError:
         return None
     if host.startswith("/"):
@@ -278,10 +278,25 @@ class ListenerScope:
         return f"{base} ({self.block} block)" if self.block else base
 
 
+COMPUTED_PORT = "<port>"
+
+
+def listen_text(value: Value | None) -> str | None:
+    """A listen address as far as it is known: the literal, or a computed one whose host is known
+    (`'0.0.0.0:' .. port` gives '0.0.0.0:<port>'); None when the host is not known."""
+    if isinstance(value, Lit) and isinstance(value.value, str):
+        return value.value
+    if isinstance(value, Unknown) and value.prefix:
+        host, sep, port = value.prefix.rpartition(":")
+        if sep and host and (not port or port.isdigit()):
+            return f"{host}:{port or COMPUTED_PORT}"
+    return None
+
+
 def esmtp_listen(table: Table) -> str:
     if table.get("listen") is None:
         return ESMTP_DEFAULT_LISTEN
-    return literal_str(table, "listen") or "(computed address)"
+    return listen_text(table.get("listen")) or "(computed address)"
 
 
 def listener_scopes(model: PolicyModel) -> Iterator[ListenerScope]:
@@ -572,12 +587,10 @@ def _http_listeners(ctx: Any) -> Iterator[tuple[CallSite, Table, str, Span]]:
         entry = table.entry("listen")
         if entry is None:
             continue  # default 127.0.0.1:8000
-        listen = entry.value
-        if not (isinstance(listen, Lit) and isinstance(listen.value, str)):
+        listen = listen_text(entry.value)
+        if listen is None or listen_is_loopback(listen) is not False:
             continue
-        if listen_is_loopback(listen.value) is not False:
-            continue
-        yield site, table, listen.value, listen.span
+        yield site, table, listen, entry.value.span
 
 
 def _check_exposed_admin_api(ctx: Any) -> Iterator[Finding]:

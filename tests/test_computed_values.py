@@ -1,0 +1,141 @@
+"""Values real policies compute: `os.getenv('X') or 'default'`, concatenation with unknown parts,
+single-assignment locals, loops over literal tables; findings on a default say so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from auditor.lua.literal import Lit, Unknown
+from tests.conftest import audit, write_tree
+from tests.test_lua_literal import evaluate
+
+
+def test_getenv_or_default_is_the_default_when_unset() -> None:
+    for expr in ("os.getenv('X') or 8", "os.getenv 'X' or 8", "(os.getenv('X')) or 8"):
+        value = evaluate(expr)
+        assert isinstance(value, Lit), expr
+        assert (value.value, value.when) == (8, "X is unset"), expr
+
+
+def test_or_on_known_values_picks_like_lua() -> None:
+    assert (evaluate("nil or 'a'").value, evaluate("nil or 'a'").when) == ("a", None)
+    assert evaluate("'a' or 'b'").value == "a"
+    assert evaluate("false or 5").value == 5
+    any_or = evaluate("params.port or 25")
+    assert isinstance(any_or, Lit) and any_or.when == "params.port is nil"
+    assert isinstance(evaluate("os.getenv('X') or y"), Unknown)  # no default: stays unknown
+
+
+def test_concatenation_keeps_known_prefix_and_suffix() -> None:
+    listen = evaluate("'0.0.0.0:' .. port")
+    assert isinstance(listen, Unknown) and (listen.prefix, listen.suffix) == ("0.0.0.0:", "")
+    path = evaluate("'/opt/kumomta/etc/policy/' .. name .. '.toml'")
+    assert isinstance(path, Unknown)
+    assert (path.prefix, path.suffix) == ("/opt/kumomta/etc/policy/", ".toml")
+    assert evaluate("'a' .. tostring(25)").value == "a25"
+    defaulted = evaluate("'0.0.0.0:' .. (os.getenv('PORT') or '25')")
+    assert isinstance(defaulted, Lit)
+    assert (defaulted.value, defaulted.when) == ("0.0.0.0:25", "PORT is unset")
+
+
+def test_getenv_alone_is_unknown_with_its_variable() -> None:
+    value = evaluate("os.getenv('KUMO_LISTEN')")
+    assert isinstance(value, Unknown) and value.env == "KUMO_LISTEN"
+
+
+HTTP = """
+local kumo = require 'kumo'
+local listen = os.getenv('KUMO_HTTP') or '{default}'
+kumo.on('init', function()
+  kumo.start_http_listener { listen = listen, trusted_hosts = { '10.0.0.0/8' } }
+end)
+"""
+
+
+def test_finding_on_a_default_says_by_default(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"init.lua": HTTP.replace("{default}", "0.0.0.0:8000")})
+    found = {f.code: f for f in audit(tmp_path).findings}
+    s104 = found["S104"]
+    assert (s104.line, s104.column, s104.severity.value) == (4, 65, "error")
+    assert s104.message.endswith("; this holds by default (when KUMO_HTTP is unset)")
+    s105 = found["S105"]
+    assert (s105.line, s105.column) == (4, 39)
+    assert "by default (when KUMO_HTTP is unset)" in s105.message
+
+
+def test_loopback_default_is_no_finding(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"init.lua": HTTP.replace("{default}", "127.0.0.1:8000")})
+    assert [f.code for f in audit(tmp_path).findings if f.code.startswith("S10")] == []
+
+
+LOOP = """
+local kumo = require 'kumo'
+kumo.on('init', function()
+  for _, port in ipairs { 2025 } do
+    kumo.start_esmtp_listener {
+      listen = '{host}:' .. tostring(port),
+      relay_hosts = { '0.0.0.0/0' },
+    }
+  end
+end)
+"""
+
+
+def test_loop_over_a_literal_table_gives_the_listen_address(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"init.lua": LOOP.replace("{host}", "0.0.0.0")})
+    (s101,) = [f for f in audit(tmp_path).findings if f.code == "S101"]
+    assert (s101.line, s101.column, s101.severity.value) == (6, 23, "error")
+    assert "listener 0.0.0.0:2025 " in s101.message
+
+
+def test_loop_with_a_loopback_host_is_a_warning(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"init.lua": LOOP.replace("{host}", "127.0.0.1")})
+    (s101,) = [f for f in audit(tmp_path).findings if f.code == "S101"]
+    assert (s101.line, s101.column, s101.severity.value) == (6, 23, "warning")
+
+
+def test_computed_port_with_a_known_host(tmp_path: Path) -> None:
+    policy = LOOP.replace("ipairs { 2025 }", "ipairs(ports)").replace("{host}", "{h}")
+    write_tree(tmp_path, {"init.lua": policy.replace("{h}", "0.0.0.0")})
+    (s101,) = [f for f in audit(tmp_path).findings if f.code == "S101"]
+    assert s101.severity.value == "error" and "listener 0.0.0.0:<port> " in s101.message
+    write_tree(tmp_path, {"init.lua": policy.replace("{h}", "127.0.0.1")})
+    (s101,) = [f for f in audit(tmp_path).findings if f.code == "S101"]
+    assert s101.severity.value == "warning"
+
+
+def test_relay_list_checked_element_by_element(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            local kumo = require 'kumo'
+            kumo.on('init', function()
+              kumo.start_esmtp_listener {
+                listen = '0.0.0.0:25',
+                relay_hosts = { '10.0.0.0/24', os.getenv('RELAY_NET') or '0.0.0.0/0', peer_net },
+              }
+            end)
+            """
+        },
+    )
+    found = [f for f in audit(tmp_path).findings if f.code.startswith("S1")]
+    assert [(f.code, f.line, f.column) for f in found] == [("S101", 5, 36)]
+    assert found[0].message.endswith("by default (when RELAY_NET is unset)")
+
+
+def test_reassigned_local_is_not_followed(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            local kumo = require 'kumo'
+            local listen = '0.0.0.0:8000'
+            listen = compute()
+            kumo.on('init', function()
+              kumo.start_http_listener { listen = listen, trusted_hosts = { '10.0.0.0/8' } }
+            end)
+            """
+        },
+    )
+    assert [f.code for f in audit(tmp_path).findings if f.code.startswith("S10")] == []
