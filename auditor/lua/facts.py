@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import os
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -388,8 +387,8 @@ class _Extractor:
         texts = [v.value for v in values if isinstance(v, Lit) and isinstance(v.value, str)]
         if len(texts) != len(values):
             return None
-        prefix = os.path.commonprefix(texts)
-        suffix = os.path.commonprefix([t[::-1] for t in texts])[::-1]
+        prefix = _common_prefix(texts)
+        suffix = _common_prefix([t[::-1] for t in texts])[::-1]
         return Unknown(table.span, "loop element", prefix, suffix)
 
     def local_declaration(self, node: Node) -> None:
@@ -599,6 +598,15 @@ class _Extractor:
                     )
                 )
             self.statement(child)
+
+
+def _common_prefix(texts: list[str]) -> str:
+    first = min(texts)
+    last = max(texts)
+    n = 0
+    while n < len(first) and first[n] == last[n]:
+        n += 1
+    return first[:n]
 
 
 def _call_args(call: Node) -> list[Node]:
