@@ -260,8 +260,8 @@ def test_policy_option_and_git_config(tmp_path: Path) -> None:
     r.commit({f"a/{k}": v for k, v in POLICY.items()} | {f"b/{k}": v for k, v in POLICY.items()})
     edit(r, "b/policy/init.lua", OPEN_RELAY)
     r.git("add", "-A")
-    # discovery picks a/ (the first of equally shallow policies): b/ is outside it
-    assert run_cli("hook", "pre-commit", cwd=r.path).returncode == 0
+    # discovery picks a/ (the first of equally shallow policies): a change to b/ is refused
+    assert run_cli("hook", "pre-commit", cwd=r.path).returncode == 2
     proc = run_cli("hook", "pre-commit", "--policy", "b", cwd=r.path)
     assert proc.returncode == 1 and "b/policy/init.lua:" in proc.stderr
     r.git("config", "kumo-audit.policy", "b")

@@ -10,6 +10,7 @@ from typing import Any
 
 from auditor.commands.common import (
     add_output_options,
+    load_explicit_config,
     output_plan,
     split_codes,
     use_color,
@@ -81,14 +82,13 @@ def locate(policy: Path) -> Located:
 def audit_options(args: argparse.Namespace, cached=None):  # type: ignore[no-untyped-def]
     """The pipeline options the command line asks for. The configuration is read from each audited
     snapshot, unless `--config FILE` names one explicitly."""
-    from auditor.config.settings import load_explicit
     from auditor.kumo.paths import PathMap
     from auditor.pipeline import AuditOptions
 
     return AuditOptions(
-        config=load_explicit(args.config) if args.config else None,
-        select=tuple(split_codes(args.select)),
-        ignore=tuple(split_codes(args.ignore)),
+        config=load_explicit_config(args.config),
+        select=tuple(split_codes(args.select, "--select")),
+        ignore=tuple(split_codes(args.ignore, "--ignore")),
         entry=args.entry,
         path_map=dict(PathMap.parse_option(o) for o in args.path_map),
         use_suppressions=not args.no_suppressions,

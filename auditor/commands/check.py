@@ -50,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from auditor.config.settings import load_config
+    from auditor.filter.codes import check_config_codes
     from auditor.kumo.paths import PathMap
     from auditor.pipeline.cache import parse_cache_for
     from auditor.pipeline.stages import check_tree, resolve_target
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     root, entry = resolve_target(args.path)
     config, config_path = load_config(root, args.config)
+    check_config_codes(config, str(config_path or "configuration"))
     config = with_cli_overrides(config, args)
     overrides = dict(PathMap.parse_option(o) for o in args.path_map)
     snapshot = FsSnapshot(root, size_limit=config.size_limit)
@@ -94,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
 def with_cli_overrides(config, args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """Command-line --select replaces the configured selection; --ignore adds to it."""
     update: dict[str, object] = {}
-    select = split_codes(args.select)
-    ignore = split_codes(args.ignore)
+    select = split_codes(args.select, "--select")
+    ignore = split_codes(args.ignore, "--ignore")
     if select:
         update["select"] = select
     if ignore:

@@ -64,8 +64,26 @@ def add_output_options(parser: argparse.ArgumentParser, formats: tuple[str, ...]
     )
 
 
-def split_codes(values: list[str]) -> list[str]:
-    return [c.strip().upper() for v in values for c in v.split(",") if c.strip()]
+def split_codes(values: list[str], flag: str | None = None) -> list[str]:
+    """Codes of a repeated comma-separated option; with `flag`, each must name a rule or prefix."""
+    codes = [c.strip().upper() for v in values for c in v.split(",") if c.strip()]
+    if flag and codes:
+        from auditor.filter.codes import check_codes
+
+        check_codes([("", c, True) for c in codes], flag)
+    return codes
+
+
+def load_explicit_config(path: Path | None):  # type: ignore[no-untyped-def]
+    """`--config FILE`, its rule codes checked; None when not given."""
+    if path is None:
+        return None
+    from auditor.config.settings import load_explicit
+    from auditor.filter.codes import check_config_codes
+
+    config = load_explicit(path)
+    check_config_codes(config, str(path))
+    return config
 
 
 def output_plan(

@@ -13,6 +13,11 @@
 Where the policy is: `--policy DIR`, else `git config kumo-audit.policy`, else the shallowest directory
 of the index holding one of the entry candidates (`init.lua`, `policy/init.lua`, `etc/policy/init.lua`,
 ...) — the repository root when the policy is at the top.
+
+The gate fails closed: a named policy directory that is not in the index, a configuration it cannot
+read, an index it cannot read, or a staged change to a second policy it was not told to guard ends
+the hook with exit 2 and one line, unless the staged change touches no policy file (`.lua`, `.toml`,
+`.json`) at all.
 """
 
 from __future__ import annotations
@@ -113,13 +118,26 @@ def index_paths(repo: Path) -> list[str]:
     return [p for p in out.decode("utf-8", "surrogateescape").split("\0") if p]
 
 
+POLICY_SUFFIXES = (".lua", ".toml", ".json")
+
+
 def find_policy(repo: Path, option: str | None, paths: list[str] | None = None) -> str:
     """The policy directory relative to the repository top ("" = the top)."""
+    return locate_policy(repo, option, paths)[0]
+
+
+def locate_policy(
+    repo: Path, option: str | None, paths: list[str] | None = None
+) -> tuple[str, str | None, list[str]]:
+    """(policy directory relative to the top, where it was named or None when discovered, the other
+    discovered policy directories)."""
     from auditor.source.git import run_git
 
+    origin = "--policy" if option is not None else None
     if option is None:
         configured = run_git(repo, "config", "--get", "kumo-audit.policy", check=False)
         option = configured.stdout.decode().strip() or None
+        origin = "git config kumo-audit.policy" if option is not None else None
     if option is not None:
         rel = Path(option)
         full = (rel if rel.is_absolute() else repo / rel).resolve()
@@ -127,7 +145,7 @@ def find_policy(repo: Path, option: str | None, paths: list[str] | None = None) 
             inner = full.relative_to(repo.resolve()).as_posix()
         except ValueError:
             raise UsageError(f"policy directory {option} is outside the repository") from None
-        return "" if inner == "." else inner
+        return ("" if inner == "." else inner), origin, []
     found: list[str] = []
     for path in index_paths(repo) if paths is None else paths:
         if not path.endswith("init.lua"):
@@ -138,8 +156,48 @@ def find_policy(repo: Path, option: str | None, paths: list[str] | None = None) 
             elif path.endswith("/" + candidate):
                 found.append(path[: -len(candidate) - 1])
     if not found:
-        return ""
-    return min(found, key=lambda d: (d.count("/") + bool(d), d))
+        return "", None, []
+    chosen = min(found, key=lambda d: (d.count("/") + bool(d), d))
+    return chosen, None, sorted({d for d in found if d != chosen})
+
+
+def _policy_files(paths: list[str]) -> list[str]:
+    return [p for p in paths if p.endswith(POLICY_SUFFIXES)]
+
+
+def _in_index(repo: Path, subdir: str) -> bool:
+    """True when the index holds files under directory `subdir` ("" = the top)."""
+    from auditor.source.git import run_git
+
+    if not subdir:
+        return True
+    out = run_git(repo, "ls-files", "-z", "--cached", "--", subdir).stdout
+    prefix = subdir.encode("utf-8", "surrogateescape") + b"/"
+    return any(p.startswith(prefix) for p in out.split(b"\0"))
+
+
+def _guarded(repo: Path, args: argparse.Namespace, changed: list[str]) -> str | None:
+    """The policy directory to audit, or None when the staged change touches no policy file.
+    Raises when the policy cannot be found but the change touches policy files (fail closed)."""
+    subdir, origin, others = locate_policy(repo, args.policy)
+    touched = _policy_files(changed)
+    if origin is not None and not _in_index(repo, subdir):
+        if not touched:
+            return None
+        raise AuditError(
+            f"policy directory '{subdir}' (from {origin}) is not a directory of the index, so the "
+            f"staged {touched[0]} cannot be audited: fix {origin} (or commit with --no-verify)"
+        )
+    if origin is None and not subdir and not touched:
+        return None  # no policy found and no policy-looking file staged
+    stray = [d for d in others if not under(d, subdir) and any(under(p, d) for p in changed)]
+    if stray:
+        raise AuditError(
+            f"the staged change touches the policy in {stray[0]}, but the hook audits "
+            f"{subdir or 'the repository top'} (several policies here): name the one to guard with "
+            "`git config kumo-audit.policy DIR` or --policy DIR"
+        )
+    return subdir
 
 
 def staged_changes(repo: Path, head: str | None) -> list[str]:
@@ -179,7 +237,9 @@ def audit_staged(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     repo = _repo()
     head = head_commit(repo)
     changed = staged_changes(repo, head)
-    subdir = find_policy(repo, args.policy, None)
+    subdir = _guarded(repo, args, changed)
+    if subdir is None:
+        return None
     relevant = [p for p in changed if under(p, subdir)]
     if not relevant:
         return None
@@ -300,7 +360,7 @@ def run_commit_msg(args: argparse.Namespace) -> int:
 
 
 def run_lint(args: argparse.Namespace) -> int:
-    from auditor.config.settings import load_explicit
+    from auditor.commands.common import load_explicit_config
     from auditor.core.findings import Severity, at_or_above
     from auditor.pipeline import AuditOptions, audit
     from auditor.pipeline.api import resolve_config
@@ -324,7 +384,7 @@ def run_lint(args: argparse.Namespace) -> int:
     if not wanted:
         return 0
     options = AuditOptions(
-        config=load_explicit(args.config) if args.config else None,
+        config=load_explicit_config(args.config),
         entry=args.entry,
         cached=parse_cache_for(repo),
     )

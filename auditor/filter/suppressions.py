@@ -63,6 +63,16 @@ def parse_comment(text: str) -> tuple[bool, list[str], dict[str, str], list[str]
     return file_level, codes, attrs, problems
 
 
+def _unknown_codes(codes: list[str]) -> list[str]:
+    """A problem for each code that names no rule, with the closest real code."""
+    if not codes:
+        return []
+    from auditor.filter.codes import code_problem, known_codes
+
+    known = known_codes()
+    return [p for c in codes if (p := code_problem(c, known, prefix=False))]
+
+
 def collect(path: str, facts: FileFacts) -> list[InlineSuppression]:
     out: list[InlineSuppression] = []
     starts = sorted(facts.statement_lines)
@@ -72,6 +82,8 @@ def collect(path: str, facts: FileFacts) -> list[InlineSuppression]:
         if parsed is None:
             continue
         file_level, codes, attrs, problems = parsed
+        problems = [p for p in problems if not p.endswith("is not a rule code")]
+        problems[:0] = _unknown_codes(codes)
         expires: date | None = None
         if "expires" in attrs:
             try:

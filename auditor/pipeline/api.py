@@ -52,10 +52,16 @@ class AuditOptions:
 def resolve_config(snapshot: Snapshot, options: AuditOptions) -> tuple[Config, str | None]:
     """The configuration a snapshot is audited with, and where it came from (a snapshot path,
     "options", or None for the defaults), with the options' select/ignore applied."""
+    from auditor.filter.codes import check_codes, check_config_codes
+
     if options.config is not None:
         config, source = options.config, "options"
+        check_config_codes(config, "configuration")
     else:
         config, source = config_from_snapshot(snapshot)
+        if source is not None:
+            check_config_codes(config, f"{source} ({snapshot.label})")
+    check_codes([("", c, True) for c in (*options.select, *options.ignore)], "select/ignore")
     update: dict[str, object] = {}
     if options.select:
         update["select"] = list(options.select)
