@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from importlib import import_module
+from typing import Any
 
 from auditor import __version__
 
@@ -41,6 +44,43 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class _GuardedStdout:
+    """Standard output whose write failures (a full disk, a closed descriptor) are one clear error."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def _failed(self, exc: OSError) -> Exception:
+        from auditor.core.errors import AuditError
+
+        return AuditError(f"cannot write to standard output: {exc.strerror or exc}")
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _quiet_stdout() -> None:
+    """After a failed write, nothing more is written (nor flushed again at exit)."""
+    with contextlib.suppress(OSError):
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until the process ends
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # accepted anywhere on the command line
@@ -57,15 +97,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from auditor.core.errors import AuditError
 
+    real_stdout = sys.stdout
+    guarded = not isinstance(real_stdout, _GuardedStdout) and real_stdout is sys.__stdout__
+    if guarded:
+        sys.stdout = _GuardedStdout(real_stdout)
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()
+        return status
     except AuditError as exc:
         print(f"kumo-audit: error: {exc}", file=sys.stderr)
+        if "standard output" in str(exc):
+            _quiet_stdout()
         return 2
     except KeyboardInterrupt:
         print("kumo-audit: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        _quiet_stdout()
         return 0
     except Exception as exc:  # the contract: one line, a traceback only with --debug
         if debug:
@@ -75,3 +124,6 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    finally:
+        if guarded and isinstance(sys.stdout, _GuardedStdout):
+            sys.stdout = real_stdout

@@ -222,27 +222,78 @@ def _too_deep_key(text: str, lines: _Lines) -> DataSyntaxError | None:
     return None
 
 
+INT64_MIN, INT64_MAX, UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
+_LONG_DIGITS = lazy(r"[0-9][0-9_]{999,}")
+
+
+def _too_long(text: str, lines: _Lines) -> DataSyntaxError:
+    """A digit run Python refuses to convert (thousands of digits): far beyond 64 bits."""
+    match = _LONG_DIGITS.search(text)
+    line, column = lines.pos(match.start()) if match else (1, 1)
+    return DataSyntaxError(
+        "an integer with thousands of digits: KumoMTA reads integers of at most 64 bits",
+        line,
+        column,
+    )
+
+
+def _out_of_range(value: Any, low: int, high: int) -> list[tuple[Any, ...]]:
+    """Key paths of integers outside [low, high]."""
+    found: list[tuple[Any, ...]] = []
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(value, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            stack.extend((v, (*path, k)) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, (*path, i)) for i, v in enumerate(node))
+        elif isinstance(node, int) and not isinstance(node, bool) and not low <= node <= high:
+            found.append(path)
+    return sorted(found, key=str)
+
+
+def _range_error(located: Located, path: tuple[Any, ...], what: str) -> DataSyntaxError:
+    try:
+        span = located.key_span(path)
+        line, column = span.line, span.column
+    except (KeyError, IndexError, ValueError, AttributeError):
+        line, column = 1, 1
+    return DataSyntaxError(f"{render_path(path)}: {what}", line, column)
+
+
 def _load_toml(text: str, lines: _Lines) -> Located:
     too_deep = _too_deep_key(text, lines)
     if too_deep is not None:
         raise too_deep
     try:
         value = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        message = str(err)
-        match = _TOML_ERROR_POS.search(message)
-        if match:
-            message = message[: match.start()]
-            if match.group(1):
-                line, column = int(match.group(1)), int(match.group(2))
-            else:
-                line, column = lines.last()
-        else:
-            line, column = 1, 1
-        raise DataSyntaxError(f"TOML syntax error: {message}", line, column) from None
+    except ValueError as err:
+        if isinstance(err, tomllib.TOMLDecodeError):
+            raise _toml_syntax_error(err, lines) from None
+        raise _too_long(text, lines) from None
     located = Located(value=value, fmt="toml", _lines=lines)
     _TomlScanner(text, lines, located).run()
+    for path in _out_of_range(value, INT64_MIN, INT64_MAX)[:1]:
+        raise _range_error(
+            located,
+            path,
+            "integer outside the signed 64-bit range, which KumoMTA's TOML reader refuses",
+        )
     return located
+
+
+def _toml_syntax_error(err: tomllib.TOMLDecodeError, lines: _Lines) -> DataSyntaxError:
+    message = str(err)
+    match = _TOML_ERROR_POS.search(message)
+    if match:
+        message = message[: match.start()]
+        if match.group(1):
+            line, column = int(match.group(1)), int(match.group(2))
+        else:
+            line, column = lines.last()
+    else:
+        line, column = 1, 1
+    return DataSyntaxError(f"TOML syntax error: {message}", line, column)
 
 
 _BARE_KEY = lazy(r"[A-Za-z0-9_-]+")
@@ -447,6 +498,16 @@ class _DuplicateKeys:
         return result
 
 
+def _json_int(text: str) -> int:
+    if len(text) > 40:
+        raise _IntTooLong(text)
+    return int(text)
+
+
+class _IntTooLong(ValueError):
+    pass
+
+
 def _reject_constant(name: str) -> Any:
     raise _ConstantError(name)
 
@@ -459,7 +520,14 @@ def _load_json(text: str, lines: _Lines) -> Located:
     clean = _blank_comments(text)
     duplicates = _DuplicateKeys()
     try:
-        value = json.loads(clean, object_pairs_hook=duplicates, parse_constant=_reject_constant)
+        value = json.loads(
+            clean,
+            object_pairs_hook=duplicates,
+            parse_constant=_reject_constant,
+            parse_int=_json_int,
+        )
+    except _IntTooLong:
+        raise _too_long(clean, lines) from None
     except _ConstantError as err:
         line, column = 1, 1
         for match in _JSON_CONSTANTS.finditer(clean):
@@ -470,6 +538,10 @@ def _load_json(text: str, lines: _Lines) -> Located:
     except json.JSONDecodeError as err:
         raise DataSyntaxError(f"JSON syntax error: {err.msg}", err.lineno, err.colno) from None
     located = Located(value=value, fmt="json", _lines=lines, _json=_JsonLocator(clean))
+    for path in _out_of_range(value, INT64_MIN, UINT64_MAX)[:1]:
+        raise _range_error(
+            located, path, "integer outside the 64-bit range, which KumoMTA's JSON reader refuses"
+        )
     if _depth_exceeds(clean, JSON_MAX_DEPTH):
         line, column = _deepest_point(clean, lines)
         raise DataSyntaxError(

@@ -124,7 +124,9 @@ class FsSnapshot(Snapshot):
     def files(self) -> list[str]:
         if self._files is None:
             found: list[str] = []
-            for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
+            for dirpath, dirnames, filenames in os.walk(
+                self.root, followlinks=False, onerror=self._walk_error
+            ):
                 dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
                 for name in filenames:
                     full = Path(dirpath) / name
@@ -150,26 +152,49 @@ class FsSnapshot(Snapshot):
             self._files = sorted(found)
         return self._files
 
+    def _walk_error(self, exc: OSError) -> None:
+        if exc.filename is None:
+            return
+        try:
+            rel = Path(exc.filename).relative_to(self.root).as_posix()
+        except ValueError:
+            return
+        if rel != ".":
+            reason = f"cannot read this directory: {exc.strerror or exc}"
+            self._problems.append(FileProblem(rel, reason))
+
     def problems(self) -> list[FileProblem]:
         self.files()
         return list(self._problems)
 
     def exists(self, path: str) -> bool:
+        """True when `path` exists, or may exist behind a directory that cannot be searched (reading
+        it then reports why)."""
         try:
             full = self._abs(path)
         except FileProblem:
             return False
-        return full.exists() or full.is_symlink()
+        try:
+            os.lstat(full)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError:
+            return True
+        return True
 
     def is_dir(self, path: str) -> bool:
         try:
             return self._abs(path).is_dir()
-        except FileProblem:
+        except (FileProblem, OSError):
             return False
 
     def read(self, path: str) -> bytes:
         full = self._abs(path)
-        if full.is_symlink():
+        try:
+            link = full.is_symlink()
+        except OSError as exc:
+            raise FileProblem(path, f"cannot read: {exc.strerror or exc}") from None
+        if link:
             self._check_inside(path, full)
         try:
             st = full.stat()
