@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     check_config_codes(config, str(config_path or "configuration"))
     config = with_cli_overrides(config, args)
     overrides = dict(PathMap.parse_option(o) for o in args.path_map)
-    snapshot = FsSnapshot(root, size_limit=config.size_limit)
+    snapshot = FsSnapshot(root, size_limit=config.size_limit, walk=entry is None)
     result = check_tree(
         snapshot,
         config,

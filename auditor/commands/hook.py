@@ -281,13 +281,15 @@ def run_pre_commit(args: argparse.Namespace) -> int:
     out = sys.stderr
     if state != "clean":
         print(f"kumo-audit: {state} in progress: auditing the staged result against HEAD", file=out)
+    from auditor.render.text import printable
+
     for finding in blocking[:MAX_PRINTED]:
         print(
-            f"{location(finding, where.subdir)}: {finding.code} {finding.message}",
+            printable(f"{location(finding, where.subdir)}: {finding.code} {finding.message}"),
             file=out,
         )
         if finding.fix:
-            print(f"    fix: {finding.fix}", file=out)
+            print(f"    fix: {printable(finding.fix)}", file=out)
     if len(blocking) > MAX_PRINTED:
         print(f"... and {len(blocking) - MAX_PRINTED} more", file=out)
     if blocking:
@@ -297,7 +299,7 @@ def run_pre_commit(args: argparse.Namespace) -> int:
             file=out,
         )
         return 1
-    print(f"kumo-audit: {impact_line(report)}", file=out)
+    print(f"kumo-audit: {printable(impact_line(report))}", file=out)
     return 0
 
 
@@ -408,9 +410,14 @@ def run_lint(args: argparse.Namespace) -> int:
             own = audit(snapshot, dataclasses.replace(options, entry=alone))
             shown.extend(f for f in own.findings if not f.suppressed and f.path == alone)
     threshold = Severity.parse(args.fail_on or config.fail_on)
+    from auditor.render.text import printable
+
     for finding in shown:
         print(
-            f"{location(finding, subdir)}: {finding.code} [{finding.severity.value}] {finding.message}"
+            printable(
+                f"{location(finding, subdir)}: {finding.code} [{finding.severity.value}] "
+                f"{finding.message}"
+            )
         )
     return 1 if at_or_above(shown, threshold) else 0
 

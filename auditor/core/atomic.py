@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -15,12 +16,25 @@ def write_atomic(target: Path, text: str) -> None:
     them would replace the device with a regular file."""
     try:
         if target.exists() and not target.is_file():
-            with open(target, "w", encoding="utf-8") as stream:
+            with open(target, "w", encoding="utf-8", errors="backslashreplace") as stream:
                 stream.write(text)
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8", errors="backslashreplace")
+        os.replace(tmp, target)
+    except OSError as exc:
+        _discard(tmp)
+        raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
+    except BaseException:
+        _discard(tmp)
+        raise
+
+
+def _discard(tmp: Path) -> None:
+    """Remove a temporary file a failed write left behind."""
+    with contextlib.suppress(OSError):
+        tmp.unlink()

@@ -42,6 +42,9 @@ class LoadResult:
     texts: dict[str, str] = field(default_factory=dict)  # decoded text of every file read
 
 
+BOM = "\ufeff"
+
+
 def decode_text(path: str, data: bytes, size_limit: int) -> str:
     """UTF-8 text of a policy file, or FileProblem with the reason it cannot be audited."""
     if len(data) > size_limit:
@@ -112,11 +115,7 @@ class PolicyLoader:
         except FileNotFoundError:
             return None
         except FileProblem as problem:
-            self.findings.append(
-                UNREADABLE_FILE.finding(
-                    path, Span.point(1, 1), f"{path} {problem.reason}", key=path
-                )
-            )
+            self._unreadable(path, f"{path} {problem.reason}")
             self.texts[path] = None  # type: ignore[assignment]
             return None
         self.texts[path] = text
@@ -126,6 +125,8 @@ class PolicyLoader:
         text = self.read_text(path)
         if text is None:
             return None
+        if text.startswith(BOM):
+            text = self._bom(path, text)
         content_id = self.snapshot.content_id(path) or ""
         if self.cached is not None and content_id:
             parsed = self.cached("lua", content_id, lambda: parse_lua(text, path))
@@ -149,6 +150,23 @@ class PolicyLoader:
             return None
         assert parsed.facts is not None
         return parsed.facts, text
+
+    def _bom(self, path: str, text: str) -> str:
+        """A UTF-8 byte order mark: Lua's file loader (require) skips it, but kumod reads the entry
+        file as a string and hands it to load(), which does not: the policy fails to load."""
+        if path == self.entry:
+            self.findings.append(
+                LUA_SYNTAX_ERROR.finding(
+                    path,
+                    Span.point(1, 1),
+                    "the file starts with a UTF-8 byte order mark (BOM, bytes EF BB BF): kumod reads "
+                    "the policy entry file as text and compiles it with Lua's load(), which does not "
+                    "skip a BOM, so every Lua context fails with \"unexpected symbol near '<\\239>'\"; "
+                    "save the file as UTF-8 without a BOM (modules loaded by require may keep one)",
+                    key=f"{path}:byte-order-mark",
+                )
+            )
+        return text[1:]
 
     def load(self) -> LoadResult:
         builder = ModelBuilder(
@@ -188,11 +206,12 @@ class PolicyLoader:
 
     def _symlinks_outside(self) -> None:
         for problem in self.snapshot.problems():
-            self.findings.append(
-                UNREADABLE_FILE.finding(
-                    problem.path,
-                    Span.point(1, 1),
-                    f"{problem.path} {problem.reason}; it is not followed or audited",
-                    key=problem.path,
-                )
+            self._unreadable(
+                problem.path, f"{problem.path} {problem.reason}; it is not followed or audited"
             )
+
+    def _unreadable(self, path: str, message: str) -> None:
+        """One E102 per file, however many ways its problem is met."""
+        if any(f.code == "E102" and f.path == path for f in self.findings):
+            return
+        self.findings.append(UNREADABLE_FILE.finding(path, Span.point(1, 1), message, key=path))

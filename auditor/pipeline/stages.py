@@ -255,6 +255,8 @@ def snapshot_key(
     import hashlib
     import json
 
+    if not getattr(snapshot, "walks", True):
+        return None  # only the files read are known: nothing to key a whole result on
     h = hashlib.sha256()
     for path in snapshot.files():
         content_id = snapshot.content_id(path)
@@ -463,6 +465,8 @@ def load_data_files(
             data = context.snapshot.read(ref.tree_path)
             text = decode_text(ref.tree_path, data, context.snapshot.size_limit)
         except FileProblem as problem:
+            if any(f.code == "E102" and f.path == ref.tree_path for f in loader.findings):
+                continue  # already reported (e.g. a symlink that leaves the tree)
             yield UNREADABLE_FILE.finding(
                 ref.tree_path,
                 Span.point(1, 1),

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 from auditor.core.findings import Finding, Severity
 from auditor.render.base import RenderInput
+
+# Control characters (and line breaks) taken from the policy or its data (keys, values, paths) must not
+# reach a terminal as they are: an ANSI escape sequence in a data-file key could rewrite the screen.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """`text` with control characters and line breaks shown as `\\xNN` escapes."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
 
 _COLORS = {Severity.ERROR: "\033[31m", Severity.WARNING: "\033[33m", Severity.INFO: "\033[36m"}
 _BOLD, _DIM, _RESET = "\033[1m", "\033[2m", "\033[0m"
@@ -14,11 +26,11 @@ def _paint(text: str, code: str, color: bool) -> str:
 
 
 def format_finding(f: Finding, *, color: bool = False) -> str:
-    where = _paint(f"{f.path}:{f.line}:{f.column}:", _BOLD, color)
+    where = _paint(f"{printable(f.path)}:{f.line}:{f.column}:", _BOLD, color)
     label = _paint(f"{f.code} [{f.severity.value}]", _COLORS[f.severity], color)
-    line = f"{where} {label} {f.message}"
+    line = f"{where} {label} {printable(f.message)}"
     if f.fix:
-        line += "\n    " + _paint(f"fix: {f.fix}", _DIM, color)
+        line += "\n    " + _paint(f"fix: {printable(f.fix)}", _DIM, color)
     return line
 
 
@@ -40,7 +52,8 @@ def _change_lines(data: RenderInput, color: bool) -> list[str]:
             sev = Severity(item["severity"])
             label = _paint(f"{item['code']} [{sev.value}]", _COLORS[sev], color)
             lines.append(
-                f"  {item['path']}:{item['line']}:{item['column']}: {label} {item['message']}"
+                f"  {printable(item['path'])}:{item['line']}:{item['column']}: {label} "
+                f"{printable(item['message'])}"
             )
     return lines
 
@@ -62,8 +75,9 @@ def render(data: RenderInput, *, color: bool = False) -> str:
         lines.append(f"reload impact: {data.reload.get('impact')}")
         for element in data.reload.get("elements", [])[:50]:
             lines.append(
-                f"  {element.get('path')}:{element.get('line')}: {element.get('impact')}: "
-                f"{element.get('element')}: {element.get('reason')}"
+                f"  {printable(element.get('path'))}:{element.get('line')}: "
+                f"{element.get('impact')}: {printable(element.get('element'))}: "
+                f"{printable(element.get('reason'))}"
             )
     if data.suppressions:
         lines.append("")
@@ -73,7 +87,7 @@ def render(data: RenderInput, *, color: bool = False) -> str:
                 f" {k}={v}" for k, v in (("ticket", s.ticket), ("expires", s.expires)) if v
             )
             where = f"{s.path}:{s.line}" if s.line else s.path
-            lines.append(f"  {where}: {s.kind}: {s.reason}{extra}")
+            lines.append(printable(f"  {where}: {s.kind}: {s.reason}{extra}"))
     counts = data.summary.get("by_severity", {})
     total = data.summary.get("findings", 0)
     parts = [
@@ -117,7 +131,8 @@ def _render_change(data: RenderInput, color: bool) -> str:
         )
         for element in data.reload.get("elements", [])[:50]:
             lines.append(
-                f"  {element['path']}:{element['line']}: {element['impact']}: {element['reason']}"
+                f"  {printable(element['path'])}:{element['line']}: {element['impact']}: "
+                f"{printable(element['reason'])}"
             )
         hidden = len(data.reload.get("elements", [])) - 50
         if hidden > 0:
@@ -127,7 +142,7 @@ def _render_change(data: RenderInput, color: bool) -> str:
         lines.append("suppressions used:")
         for s in data.suppressions:
             where = f"{s.path}:{s.line}" if s.line else s.path
-            lines.append(f"  {where}: {s.kind}: {s.reason}")
+            lines.append(printable(f"  {where}: {s.kind}: {s.reason}"))
     summary = data.summary
     if lines:
         lines.append("")

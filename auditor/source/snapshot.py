@@ -99,8 +99,13 @@ class Snapshot(ABC):
 class FsSnapshot(Snapshot):
     """The files under a directory on disk. Symlinks that leave the tree are reported, never followed."""
 
-    def __init__(self, root: Path, size_limit: int = DEFAULT_SIZE_LIMIT) -> None:
+    def __init__(
+        self, root: Path, size_limit: int = DEFAULT_SIZE_LIMIT, *, walk: bool = True
+    ) -> None:
+        """`walk=False` (`check FILE`): the snapshot holds only the files the audit reads (the named
+        entry and what it loads); the rest of the directory is neither listed nor read."""
         self.root = root.resolve()
+        self.walks = walk
         self.label = "working tree"
         self.size_limit = size_limit
         self._files: list[str] | None = None
@@ -122,12 +127,18 @@ class FsSnapshot(Snapshot):
             raise FileProblem(path, f"symlink points outside the audited tree (to {real})")
 
     def files(self) -> list[str]:
+        if not self.walks:
+            return sorted(self._ids)
         if self._files is None:
             found: list[str] = []
             for dirpath, dirnames, filenames in os.walk(
                 self.root, followlinks=False, onerror=self._walk_error
             ):
-                dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+                dirnames[:] = sorted(
+                    d
+                    for d in dirnames
+                    if d not in SKIP_DIRS and not os.path.lexists(os.path.join(dirpath, d, ".git"))
+                )
                 for name in filenames:
                     full = Path(dirpath) / name
                     rel = full.relative_to(self.root).as_posix()
@@ -180,7 +191,17 @@ class FsSnapshot(Snapshot):
             return False
         except OSError:
             return True
-        return True
+        return not self._in_nested_repository(path)
+
+    def _in_nested_repository(self, path: str) -> bool:
+        """True for a path inside a Git submodule (or another repository nested in the tree): its
+        files are not part of the audited state, as in snapshots of the index or a revision, where a
+        submodule is a commit id, not files."""
+        parts = normalize(path).split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            if os.path.lexists(self.root.joinpath(*parts[:depth], ".git")):
+                return True
+        return False
 
     def is_dir(self, path: str) -> bool:
         try:
@@ -190,6 +211,8 @@ class FsSnapshot(Snapshot):
 
     def read(self, path: str) -> bytes:
         full = self._abs(path)
+        if self._in_nested_repository(path):
+            raise FileNotFoundError(path)
         try:
             link = full.is_symlink()
         except OSError as exc:
