@@ -708,6 +708,7 @@ def test_secret_names() -> None:
         "",
     ):
         assert not secret_name(name), name
+    assert secret_name("private_key_pem") and secret_name("client_api_key_value")
     assert secret_reason("smtp_auth_plain_password", "/etc/kumo/pw") is None
     assert secret_reason("key_data", "/not/a/path") == "written inline"
     assert secret_reason("password", "") is None and secret_reason("password", 5) is None
@@ -734,6 +735,8 @@ def test_redactor_markers_compare_without_revealing() -> None:
     )
     cut = one.text("local k = 'BEGINabcdefgh...", {"BEGINabcdefghijklmnop"})
     assert "BEGIN" not in cut and cut.endswith("...")
+    assert one.text("k = 'abcd", {"abcdefgh"}) == f"k = '{one.marker('abcdefgh')}"  # 4 chars: cut
+    assert one.text("k = 'abc", {"abcdefgh"}) == "k = 'abc"  # 3 chars: too short to tell
 
 
 def test_repository_salt_is_kept_in_the_git_dir(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
