@@ -105,3 +105,21 @@ def test_ci_and_diff_check_codes_too(tmp_path: Path) -> None:
         assert "S1O1" in line and "'S101'" in line
     line = one_line_error(run_cli("diff", "HEAD~1", "HEAD", "--select", "Q", cwd=repo.path))
     assert "--select" in line
+
+
+def test_code_problem_suggestions() -> None:
+    from auditor.config.settings import parse_config
+    from auditor.core.errors import ConfigError
+    from auditor.filter.codes import check_config_codes, code_problem, known_codes
+
+    codes = known_codes()
+    assert code_problem("S101", codes) is None and code_problem("s10", codes) is None
+    assert code_problem("S10", codes, prefix=False) is not None  # severities name whole codes
+    assert "did you mean 'S101'" in (code_problem("S1O1", codes) or "")
+    assert "did you mean 'R'" in (code_problem("RR", codes) or "")  # a family prefix
+    unknown = code_problem("ZZZ999", codes) or ""
+    assert "ZZZ999" in unknown and "did you mean" not in unknown
+    config = parse_config({"waiver": [{"path": "a.toml", "code": "D1", "reason": "ok"}]}, "t")
+    check_config_codes(config)  # waivers match by prefix, as the filter applies them
+    with pytest.raises(ConfigError, match="severity"):
+        check_config_codes(parse_config({"severity": {"S": "error"}}, "t"))

@@ -59,7 +59,7 @@ def config_codes(config: Any) -> list[tuple[str, str, bool]]:
     for i, p in enumerate(config.per_path_ignores):
         out += [(f"per_path_ignores[{i}].codes", c, True) for c in p.codes]
     for i, w in enumerate(config.waiver):
-        out.append((f"waiver[{i}].code", w.code, False))
+        out.append((f"waiver[{i}].code", w.code, True))
     return out
 
 
