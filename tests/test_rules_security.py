@@ -709,6 +709,22 @@ def test_secret_names() -> None:
     ):
         assert not secret_name(name), name
     assert secret_name("private_key_pem") and secret_name("client_api_key_value")
+    from auditor.core.secrets import may_hold_secrets
+
+    for name in (
+        "password",
+        "vault_token",
+        "apiKey",
+        "api-key",
+        "access.key",
+        "key_data",
+        "clientSecret",
+        "private_key",
+        "db_passwd",
+        "credentials",
+    ):
+        assert secret_name(name) and may_hold_secrets(f"local {name} = 'x'"), name
+    assert not may_hold_secrets("local greeting = 'hello'")
     assert secret_reason("smtp_auth_plain_password", "/etc/kumo/pw") is None
     assert secret_reason("key_data", "/not/a/path") == "written inline"
     assert secret_reason("password", "") is None and secret_reason("password", 5) is None

@@ -37,6 +37,16 @@ _REFERENCE_WORDS = frozenset(
 _PEM_PRIVATE = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----")
 _URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@")
 MARKER_PREFIX = "<redacted"
+# Text without any of these cannot hold a secret by name or by shape (a cheap test before a walk).
+_MAYBE = re.compile(
+    r"pass|secret|token|api[\W_]?key|private|key_data|credential|access[\W_]?key|://[^\s'\"]*@",
+    re.IGNORECASE,
+)
+
+
+def may_hold_secrets(text: str) -> bool:
+    """False when no name or shape of a secret occurs in `text` at all."""
+    return _MAYBE.search(text) is not None
 
 
 def _words(key: str) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any
 from tree_sitter import Node, Tree
 
 from auditor.core.findings import Finding, Severity, Span
-from auditor.core.secrets import secret_reason, secrets_in
+from auditor.core.secrets import may_hold_secrets, secret_reason, secrets_in
 from auditor.kumo.model import CallSite, Handler, PolicyModel
 from auditor.kumo.values import IPNetwork, parse_cidr, parse_socket_address
 from auditor.lua.literal import Evaluator, Lit, Table, Unknown, Value, decode_string
@@ -781,6 +781,8 @@ def _bound_name(node: Node) -> str | None:
 
 def lua_string_secrets(module: str, source: bytes) -> list[LuaSecret]:
     """Every string literal of a Lua file that is a secret by the name it is bound to or its shape."""
+    if not may_hold_secrets(source.decode("utf-8", "replace")):
+        return []
     tree, index, _bodies = _parsed(source)
     out: list[LuaSecret] = []
     stack = [tree.root_node]
