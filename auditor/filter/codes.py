@@ -47,7 +47,7 @@ def check_codes(named: Iterable[tuple[str, str, bool]], source: str) -> None:
     for where, code, prefix in items:
         problem = code_problem(code, codes, prefix=prefix)
         if problem:
-            raise ConfigError(f"{source}: {where}: {problem}")
+            raise ConfigError(f"{source}: {where}: {problem}" if where else f"{source}: {problem}")
 
 
 def config_codes(config: Any) -> list[tuple[str, str, bool]]:
