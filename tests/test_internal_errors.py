@@ -112,3 +112,14 @@ def test_unreadable_directory_on_the_module_path_is_a_finding() -> None:
             d.chmod(0o755)
         shutil.rmtree(top, ignore_errors=True)
         shutil.rmtree(cache, ignore_errors=True)
+
+
+def test_module_names_no_file_can_have_are_missing_modules(tmp_path: Path) -> None:
+    long_name = "a" * 300
+    deep_name = "b." * 3000 + "c"
+    write_tree(
+        tmp_path,
+        {"init.lua": f"local m = require '{long_name}'\nlocal n = require '{deep_name}'\n"},
+    )
+    result = audit(tmp_path)
+    assert [(c, ln) for c, ln, _ in codes_at(result.findings)] == [("E104", 1), ("E104", 2)]

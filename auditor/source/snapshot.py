@@ -187,10 +187,10 @@ class FsSnapshot(Snapshot):
             return False
         try:
             os.lstat(full)
-        except (FileNotFoundError, NotADirectoryError):
-            return False
+        except PermissionError:
+            return True  # behind a directory that cannot be searched: reading it says so
         except OSError:
-            return True
+            return False  # absent, or a name no file can have (too long, a loop)
         return not self._in_nested_repository(path)
 
     def _in_nested_repository(self, path: str) -> bool:
