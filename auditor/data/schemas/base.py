@@ -9,15 +9,28 @@ A table entry that must be a table (a domain section, a tenant) but is a scalar 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 from pydantic_core import PydanticCustomError
 
+from auditor.data.checks import Problem, check_trigger
 from auditor.kumo.values import describe, find_type_error, is_unknown
 
-Problem = tuple[tuple[str | int, ...], str]
 CheckFn = Callable[[Any], Problem | None]
+__all__ = ["Check", "StrictModel", "check_trigger", "checked", "table_entry", "typed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """What a value check is, as data: the fast validator (auditor.data.fast) runs it without
+    pydantic. kind "type" (ref: a type expression), "fn" (ref: module:function of
+    auditor.data.checks) or "entry" (a table keyed by a user-chosen name; ref: what it names)."""
+
+    kind: str
+    ref: str
+    optional: bool = True
 
 
 class StrictModel(BaseModel):
@@ -38,8 +51,10 @@ def _raise(problem: Problem) -> None:
     )
 
 
-def checked(check: CheckFn, *, optional: bool = True) -> Any:
+def checked(check: CheckFn, *, optional: bool = True, marker: Check | None = None) -> Any:
     """An annotated `Any` whose value must pass `check` (None passes when `optional`)."""
+    if marker is None:
+        marker = Check("fn", f"{check.__module__}:{check.__qualname__}", optional)
 
     def validate(value: Any) -> Any:
         if is_unknown(value) or (optional and value is None):
@@ -49,7 +64,7 @@ def checked(check: CheckFn, *, optional: bool = True) -> Any:
             _raise(problem)
         return value
 
-    return Annotated[Any, BeforeValidator(validate)]
+    return Annotated[Any, BeforeValidator(validate), marker]
 
 
 def typed(type_expr: str, *, optional: bool = True) -> Any:
@@ -60,7 +75,11 @@ def typed(type_expr: str, *, optional: bool = True) -> Any:
         type_expr_schema,  # the published JSON Schema shows the type
     )
 
-    value_type = checked(lambda value: find_type_error(type_expr, value), optional=optional)
+    value_type = checked(
+        lambda value: find_type_error(type_expr, value),
+        optional=optional,
+        marker=Check("type", type_expr, optional),
+    )
     return Annotated[value_type, WithJsonSchema(type_expr_schema(type_expr))]
 
 
@@ -78,14 +97,4 @@ def table_entry(model: type[BaseModel], what: str) -> Any:
             )
         return value
 
-    return Annotated[model, BeforeValidator(validate)]
-
-
-def check_trigger(value: Any) -> Problem | None:
-    """Automation/suspension trigger: "Immediate" or {Threshold = "N/period"}."""
-    if value == "Immediate":
-        return None
-    if isinstance(value, dict) and set(value) == {"Threshold"}:
-        problem = find_type_error("rate", value["Threshold"])
-        return None if problem is None else (("Threshold", *problem[0]), problem[1])
-    return (), 'expected "Immediate" or {Threshold = "<count>/<period>"}'
+    return Annotated[model, BeforeValidator(validate), Check("entry", what, False)]

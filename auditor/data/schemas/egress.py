@@ -11,74 +11,8 @@ from typing import Any
 
 from pydantic import create_model
 
-from auditor.data.schemas.base import StrictModel, check_trigger, checked, typed
-
-_TIMEOUTS = (
-    "connect_timeout",
-    "banner_timeout",
-    "ehlo_timeout",
-    "mail_from_timeout",
-    "rcpt_to_timeout",
-    "data_timeout",
-    "data_dot_timeout",
-    "rset_timeout",
-    "idle_timeout",
-    "starttls_timeout",
-    "auth_timeout",
-)
-
-EGRESS_PATH_TYPES: dict[str, str] = {
-    "connection_limit": "limit",
-    "additional_connection_limits": "map(limit)",
-    "enable_tls": "enum(Opportunistic|OpportunisticInsecure|Required|RequiredInsecure|Disabled)",
-    "enable_mta_sts": "boolean",
-    "enable_dane": "boolean",
-    "enable_pipelining": "boolean",
-    "enable_rset": "boolean",
-    "tls_prefer_openssl": "boolean",
-    "tls_certificate": "key_source",
-    "tls_private_key": "key_source",
-    "openssl_cipher_list": "string",
-    "openssl_cipher_suites": "string",
-    "openssl_options": "string",
-    "rustls_cipher_suites": "list(string)",
-    **{name: "duration" for name in _TIMEOUTS},
-    "system_shutdown_timeout": "duration",
-    "max_ready": "unsigned",
-    "consecutive_connection_failures_before_delay": "unsigned",
-    "smtp_port": "port",
-    "smtp_auth_plain_username": "string",
-    "smtp_auth_plain_password": "key_source",
-    "allow_smtp_auth_plain_without_tls": "boolean",
-    "allow_smtp_auth_plain_without_valid_certificate": "boolean",
-    "max_message_rate": "rate",
-    "additional_message_rate_throttles": "map(rate)",
-    "source_selection_rate": "rate",
-    "additional_source_selection_rates": "map(rate)",
-    "max_connection_rate": "rate",
-    "max_deliveries_per_connection": "unsigned",
-    "max_recipients_per_batch": "unsigned",
-    "prohibited_hosts": "cidr_list",
-    "skip_hosts": "cidr_list",
-    "ip_lookup_strategy": "enum(Ipv4Only|Ipv6Only|Ipv4AndIpv6|Ipv6ThenIpv4|Ipv4ThenIpv6)",
-    "ehlo_domain": "string",
-    "aggressive_connection_opening": "boolean",
-    "refresh_interval": "duration",
-    "refresh_strategy": "enum(Ttl|Epoch)",
-    "dispatcher_wakeup_strategy": "enum(Aggressive|Relaxed)",
-    "maintainer_wakeup_strategy": "enum(Aggressive|Relaxed)",
-    "provider_name": "string",
-    "remember_broken_tls": "duration",
-    "opportunistic_tls_reconnect_on_failed_handshake": "boolean",
-    "use_lmtp": "boolean",
-    "reconnect_strategy": "enum(TerminateSession|ReconnectSameHost|ConnectNextHost)",
-    "readyq_pool_name": "string",
-    "low_memory_reduction_policy": "enum(ShrinkDataAndMeta|ShrinkData|NoShrink)",
-    "no_memory_reduction_policy": "enum(ShrinkDataAndMeta|ShrinkData|NoShrink)",
-    "try_next_host_on_transport_error": "boolean",
-    "ignore_8bit_checks": "boolean",
-    "dispatcher_progress_watchdog_timeout": "duration",
-}
+from auditor.data.checks import EGRESS_PATH_TYPES, check_trigger
+from auditor.data.schemas.base import StrictModel, checked, typed
 
 # Fields whose values are credentials: messages name them, never print them.
 SECRET_FIELDS = frozenset({"smtp_auth_plain_password", "socks5_proxy_password", "tls_private_key"})

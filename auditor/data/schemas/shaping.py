@@ -7,78 +7,16 @@ load) plus their own keys; `sources` sub-tables take egress-path fields too.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import ConfigDict, Field, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
-from auditor.data.schemas.base import (
-    Problem,
-    StrictModel,
-    check_trigger,
-    checked,
-    table_entry,
-    typed,
-)
+from auditor.data.checks import CONFIG_ACTIONS, SIMPLE_ACTIONS, check_action, check_trigger
+from auditor.data.schemas.base import StrictModel, checked, table_entry, typed
 from auditor.data.schemas.egress import EGRESS_PATH_TYPES, EgressPathFields, fields_of
-from auditor.kumo.values import describe, find_type_error
 
-SIMPLE_ACTIONS = (
-    "Suspend",
-    "SuspendTenant",
-    "SuspendCampaign",
-    "Bounce",
-    "BounceTenant",
-    "BounceCampaign",
-)
-CONFIG_ACTIONS = ("SetConfig", "SetDomainConfig")
-
-
-def _check_one_action(value: Any) -> Problem | None:
-    if isinstance(value, str):
-        if value in SIMPLE_ACTIONS:
-            return None
-        if value in CONFIG_ACTIONS:
-            return (), f'{value} needs a table: {{{value} = {{name = "...", value = ...}}}}'
-        return (
-            (),
-            f"unknown automation action {value!r} (expected one of {', '.join(SIMPLE_ACTIONS)}, or {{SetConfig = {{...}}}} / {{SetDomainConfig = {{...}}}})",
-        )
-    if isinstance(value, dict):
-        if len(value) != 1:
-            return (), "an action table must have exactly one key: SetConfig or SetDomainConfig"
-        ((kind, body),) = value.items()
-        if kind not in CONFIG_ACTIONS:
-            return (
-                kind,
-            ), f"unknown automation action {kind!r} (expected SetConfig or SetDomainConfig)"
-        if not isinstance(body, dict) or set(body) != {"name", "value"}:
-            return (kind,), f"{kind} expects a table with exactly the keys name and value"
-        name = body["name"]
-        expr = EGRESS_PATH_TYPES.get(name) if isinstance(name, str) else None
-        if expr is None:
-            return (kind, "name"), f"{kind} name {name!r} is not an egress path setting"
-        problem = find_type_error(expr, body["value"])
-        if problem is not None:
-            return (kind, "value", *problem[0]), f"{kind} value for {name}: {problem[1]}"
-        return None
-    return (
-        (),
-        f'expected an action (e.g. "Suspend" or {{SetConfig = {{...}}}}), got {describe(value)}',
-    )
-
-
-def check_action(value: Any) -> Problem | None:
-    """A single action or a list of actions (serde OneOrMany)."""
-    if isinstance(value, list):
-        if not value:
-            return (), "at least one action is needed"
-        for index, item in enumerate(value):
-            problem = _check_one_action(item)
-            if problem is not None:
-                return (index, *problem[0]), problem[1]
-        return None
-    return _check_one_action(value)
+__all__ = ["CONFIG_ACTIONS", "SIMPLE_ACTIONS", "check_action"]
 
 
 class AutomationRule(StrictModel):
