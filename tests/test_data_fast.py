@@ -20,7 +20,7 @@ from tests.conftest import ROOT, write_tree
 from tests.test_imports import probe
 
 sys.path.insert(0, str(ROOT / "bench"))
-from gen_policy import generate  # noqa: E402
+from gen_policy import generate
 
 KINDS = {
     "shaping.toml": "shaping",
