@@ -64,12 +64,13 @@ def run(args: argparse.Namespace) -> int:
     config = with_cli_overrides(config, args)
     overrides = dict(PathMap.parse_option(o) for o in args.path_map)
     snapshot = FsSnapshot(root, size_limit=config.size_limit, walk=entry is None)
+    cached = parse_cache_for(root, deferred=True)  # written after the output: users wait less
     result = check_tree(
         snapshot,
         config,
         entry=entry,
         path_map_overrides=overrides,
-        cached=parse_cache_for(root),
+        cached=cached,
         use_suppressions=not args.no_suppressions,
         kind=args.kind,
     )
@@ -90,6 +91,11 @@ def run(args: argparse.Namespace) -> int:
     plan = output_plan(args.formats, args.outputs, sys.argv[1:])
     rendered = {fmt: render(fmt, data, color=use_color(target)) for fmt, target in plan}
     write_outputs(plan, rendered)
+    try:
+        sys.stdout.flush()  # the user has the answer before the cache is written
+    except OSError:
+        pass
+    cached.flush()
     return exit_code(result.findings, args.fail_on or config.fail_on)
 
 

@@ -19,6 +19,23 @@ def parse(source: bytes) -> Tree:
     return _parser().parse(source)
 
 
+@cache
+def _query(pattern: str):  # type: ignore[no-untyped-def]
+    from tree_sitter import Query
+
+    return Query(Language(tree_sitter_lua.language()), pattern)
+
+
+def captures(node: Node, pattern: str) -> list[Node]:
+    """Every node a tree-sitter query `pattern` captures under `node`, in document order (the
+    search runs natively: much faster than a Python walk over every node)."""
+    from tree_sitter import QueryCursor
+
+    found = [n for nodes in QueryCursor(_query(pattern)).captures(node).values() for n in nodes]
+    found.sort(key=lambda n: (n.start_byte, -n.end_byte))
+    return found
+
+
 class LineIndex:
     """Converts tree-sitter (row, byte column) points into 1-based line and character column."""
 

@@ -87,9 +87,15 @@ class ContentCache:
     """
 
     def __init__(
-        self, directory: Path | None, memory_entries: int = DEFAULT_MEMORY_ENTRIES
+        self,
+        directory: Path | None,
+        memory_entries: int = DEFAULT_MEMORY_ENTRIES,
+        *,
+        deferred: bool = False,
     ) -> None:
         self.directory = Path(directory) if directory is not None else None
+        # deferred: new entries reach the disk on `flush()` (after the output is written)
+        self._pending: list[tuple[str, str, str, object]] | None = [] if deferred else None
         self.stats = CacheStats()
         self._memory: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
         self._memory_entries = memory_entries
@@ -104,7 +110,18 @@ class ContentCache:
 
     def put(self, namespace: str, content_id: str, version: str, value: object) -> None:
         self._remember((namespace, content_id, version), value)
-        self._write(namespace, content_id, version, value)
+        if self._pending is not None:
+            self._pending.append((namespace, content_id, version, value))
+        else:
+            self._write(namespace, content_id, version, value)
+
+    def flush(self) -> None:
+        """Write the entries a deferred cache has kept back."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        for namespace, content_id, version, value in pending:
+            self._write(namespace, content_id, version, value)
 
     def get_or_compute(
         self, namespace: str, content_id: str, version: str, fn: Callable[[], Any]
@@ -295,18 +312,20 @@ def _unlink(path: str | Path) -> bool:
     return True
 
 
-def parse_cache_for(root: Path):  # type: ignore[no-untyped-def]
+def parse_cache_for(root: Path, *, deferred: bool = False):  # type: ignore[no-untyped-def]
     """The lookup the audit pipeline takes (`cached(namespace, content_id, compute)`), backed by the
-    cache for `root`; entries are keyed by tool version and API table, so an upgrade never reuses them."""
+    cache for `root`; entries are keyed by tool version and API table, so an upgrade never reuses them.
+    With `deferred`, new entries are written by `cached.flush()` (call it after the output)."""
     from auditor import __version__
     from auditor.kumo.digest import api_table_digest
 
-    cache = ContentCache(default_cache_dir(root))
+    cache = ContentCache(default_cache_dir(root), deferred=deferred)
     version = f"{__version__}:{api_table_digest()}:{code_fingerprint()}"
 
     def cached(namespace: str, content_id: str, compute):  # type: ignore[no-untyped-def]
         return cache.get_or_compute(namespace, content_id, version, compute)
 
+    cached.flush = cache.flush  # type: ignore[attr-defined]
     return cached
 
 

@@ -114,6 +114,7 @@ def audit_snapshot(
     use_suppressions: bool = True,
     today: Any = None,
     kind: str | None = None,
+    cache_result: bool = True,
 ) -> AuditResult:
     """Run the whole check pipeline on one snapshot.
 
@@ -121,7 +122,8 @@ def audit_snapshot(
     from its name, else from its content).
 
     With `cached`, the whole result is also cached under everything it depends on (every file's
-    content id, the configuration, the options, the day), so an unchanged tree is not audited again.
+    content id, the configuration, the options, the day), so an unchanged tree is not audited again;
+    `cache_result=False` keeps only the per-file entries (for callers that cache a summary instead).
     """
     import datetime
 
@@ -143,7 +145,7 @@ def audit_snapshot(
 
     stored: StoredResult = (
         compute()
-        if cached is None
+        if cached is None or not cache_result
         else _cached_result(
             cached,
             snapshot_key(snapshot, config, entry, path_map, use_suppressions, today, kind),
@@ -210,6 +212,7 @@ def check_tree(
             use_suppressions=use_suppressions,
             today=today,
             kind=kind,
+            cache_result=False,  # the summary below is all a check needs again
         )
         return CheckSummary(
             result.entry,

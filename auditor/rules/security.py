@@ -21,7 +21,7 @@ from auditor.core.secrets import may_hold_secrets, secret_reason, secrets_in
 from auditor.kumo.model import CallSite, Handler, PolicyModel
 from auditor.kumo.values import IPNetwork, parse_cidr, parse_socket_address
 from auditor.lua.literal import Evaluator, Lit, Table, Unknown, Value, decode_string
-from auditor.lua.syntax import LineIndex, parse
+from auditor.lua.syntax import LineIndex, captures, parse
 from auditor.rules.registry import rule
 
 DataPath = tuple[str | int, ...]
@@ -182,20 +182,17 @@ _CONDITIONAL_NODES = {
     "repeat_statement",
 }
 _FUNCTION_NODES = {"function_definition", "function_declaration"}
+_FUNCTIONS_QUERY = "(function_definition) @f (function_declaration) @f"
 
 
 @lru_cache(maxsize=64)
 def _parsed(source: bytes) -> tuple[Tree, LineIndex, dict[tuple[int, int], Node]]:
     tree = parse(source)
     bodies: dict[tuple[int, int], Node] = {}
-    stack = [tree.root_node]
-    while stack:
-        node = stack.pop()
-        if node.type in _FUNCTION_NODES:
-            body = node.child_by_field_name("body")
-            if body is not None:
-                bodies[(body.start_byte, body.end_byte)] = body
-        stack.extend(node.named_children)
+    for node in captures(tree.root_node, _FUNCTIONS_QUERY):
+        body = node.child_by_field_name("body")
+        if body is not None:
+            bodies[(body.start_byte, body.end_byte)] = body
     return tree, LineIndex(source), bodies
 
 
@@ -785,18 +782,14 @@ def lua_string_secrets(module: str, source: bytes) -> list[LuaSecret]:
         return []
     tree, index, _bodies = _parsed(source)
     out: list[LuaSecret] = []
-    stack = [tree.root_node]
-    while stack:
-        node = stack.pop()
-        if node.type == "string":
-            raw = _text(node)
-            value = decode_string(raw)
-            name = _bound_name(node)
-            reason = secret_reason(name, value)
-            if reason:
-                out.append(LuaSecret(module, index.span(node), name, reason, _inner(node), value))
-            continue
-        stack.extend(node.named_children)
+    # last literal first, as the walk this replaces found them (findings keep their order)
+    for node in reversed(captures(tree.root_node, "(string) @s")):
+        raw = index.text(node)
+        value = decode_string(raw)
+        name = _bound_name(node)
+        reason = secret_reason(name, value)
+        if reason:
+            out.append(LuaSecret(module, index.span(node), name, reason, _inner(node), value))
     return out
 
 
