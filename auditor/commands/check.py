@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -91,10 +92,8 @@ def run(args: argparse.Namespace) -> int:
     plan = output_plan(args.formats, args.outputs, sys.argv[1:])
     rendered = {fmt: render(fmt, data, color=use_color(target)) for fmt, target in plan}
     write_outputs(plan, rendered)
-    try:
+    with contextlib.suppress(OSError):
         sys.stdout.flush()  # the user has the answer before the cache is written
-    except OSError:
-        pass
     cached.flush()
     return exit_code(result.findings, args.fail_on or config.fail_on)
 
