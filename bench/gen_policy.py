@@ -22,6 +22,7 @@ from pathlib import Path
 PRESETS = {"typical": 300, "2k": 2_000, "20k": 20_000}
 INIT_TARGET = 300  # lines in init.lua; modules make up the rest
 MODULE_TARGET = 480  # approximate lines per generated module
+LOCAL_MODULES = 150  # modules bound to locals of init.lua (Lua's limit is 200 locals)
 
 DEST_DOMAINS = (
     "gmail.com", "googlemail.com", "yahoo.com", "ymail.com", "outlook.com", "hotmail.com", "live.com",
@@ -479,8 +480,13 @@ def init_lua(rng: random.Random, repo: Repo, modules: dict[str, list[str]], targ
     for helper in ("shaping", "queue", "listener_domains", "sources", "dkim_sign", "log_hooks"):
         alias = "queue_module" if helper == "queue" else helper
         w.line(f"local {alias} = require 'policy-extras.{helper}'")
-    for mod in modules:
+    # Lua allows 200 locals per function: past LOCAL_MODULES, modules are fields of one table.
+    for mod in list(modules)[:LOCAL_MODULES]:
         w.line(f"local {mod} = require 'gen.{mod}'")
+    if len(modules) > LOCAL_MODULES:
+        w.line("local more = {}")
+        for mod in list(modules)[LOCAL_MODULES:]:
+            w.line(f"more.{mod} = require 'gen.{mod}'")
     w.line()
     w.line(f"sources:setup {{ '{POLICY_ETC}/sources.toml' }}")
     w.line(f"local dkim_signer = dkim_sign:setup {{ '{POLICY_ETC}/dkim_data.toml' }}")
@@ -625,7 +631,7 @@ def init_lua(rng: random.Random, repo: Repo, modules: dict[str, list[str]], targ
     w.line()
 
     # Each module's entry point is called from one of the reception handlers.
-    calls = [(m, "apply") for m in modules]
+    calls = [(m if i < LOCAL_MODULES else f"more.{m}", "apply") for i, m in enumerate(modules)]
 
     def received() -> None:
         w.line("local tenant = msg:get_meta('tenant') or 'default'")
