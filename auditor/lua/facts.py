@@ -87,6 +87,18 @@ class Comment:
 
 
 @dataclass
+class SecretString:
+    """A string literal that holds a secret, by the name it is bound to or by its shape (S106, and
+    what a change set redacts); found once per file version instead of by a second parse."""
+
+    span: Span
+    name: str | None  # the variable or field it is bound to
+    reason: str
+    raw: str  # as written, without its quotes
+    value: str
+
+
+@dataclass
 class FileFacts:
     functions: list[FunctionDef] = field(default_factory=list)
     calls: list[CallFact] = field(default_factory=list)
@@ -98,6 +110,7 @@ class FileFacts:
     returns_table: str | None = None  # name of the local table it returns, e.g. "M"
     global_functions: dict[str, int] = field(default_factory=dict)
     statement_lines: list[tuple[int, int]] = field(default_factory=list)  # every statement's lines
+    secret_strings: list[SecretString] = field(default_factory=list)  # last literal first
     has_error: bool = False
 
 
@@ -723,7 +736,54 @@ def extract(source: bytes) -> FileFacts:
     gc.disable()
     try:
         extractor.chunk(tree.root_node)
+        extractor.facts.secret_strings = _secret_strings(extractor.index, tree.root_node)
     finally:
         if collecting:
             gc.enable()
     return extractor.facts
+
+
+def _secret_strings(index: LineIndex, root: Node) -> list[SecretString]:
+    from auditor.core.secrets import may_hold_secrets, secret_reason
+    from auditor.lua.literal import decode_string
+    from auditor.lua.syntax import captures
+
+    out: list[SecretString] = []
+    if not may_hold_secrets(index.source_text()):
+        return out
+    for node in reversed(captures(root, "(string) @s")):  # last first: the order findings keep
+        value = decode_string(index.text(node))
+        name = _bound_name(index, node)
+        reason = secret_reason(name, value)
+        if reason:
+            content = next((c for c in node.named_children if c.type == "string_content"), None)
+            out.append(SecretString(index.span(node), name, reason, index.text(content), value))
+    return out
+
+
+def _bound_name(index: LineIndex, node: Node) -> str | None:
+    """The variable or field name a string literal is bound to (`x = 'v'`, `{ x = 'v' }`)."""
+    parent = node.parent
+    if parent is None:
+        return None
+    if parent.type == "field":
+        name = parent.child_by_field_name("name")
+        return index.text(name) if name is not None and name.type == "identifier" else None
+    if parent.type == "expression_list" and parent.parent is not None:
+        assign = parent.parent
+        if assign.type != "assignment_statement":
+            return None
+        names = next((c for c in assign.named_children if c.type == "variable_list"), None)
+        if names is None:
+            return None
+        position = [c.id for c in parent.named_children].index(node.id)
+        targets = names.named_children
+        if position >= len(targets):
+            return None
+        target = targets[position]
+        if target.type == "identifier":
+            return index.text(target)
+        if target.type == "dot_index_expression":
+            field_node = target.child_by_field_name("field")
+            return index.text(field_node) if field_node is not None else None
+    return None

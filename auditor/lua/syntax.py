@@ -77,6 +77,9 @@ class LineIndex:
             return ""
         return self._source[node.start_byte : node.end_byte].decode("utf-8", "replace")
 
+    def source_text(self) -> str:
+        return self._source.decode("utf-8", "replace")
+
     def head(self, node: Node, limit: int) -> str:
         """At most the first `limit` bytes of `node`'s text (a label or a short description)."""
         start = node.start_byte

@@ -17,10 +17,11 @@ from typing import Any
 from tree_sitter import Node, Tree
 
 from auditor.core.findings import Finding, Severity, Span
-from auditor.core.secrets import may_hold_secrets, secret_reason, secrets_in
+from auditor.core.secrets import secret_reason, secrets_in
 from auditor.kumo.model import CallSite, Handler, PolicyModel
 from auditor.kumo.values import IPNetwork, parse_cidr, parse_socket_address
-from auditor.lua.literal import Evaluator, Lit, Table, Unknown, Value, decode_string
+from auditor.lua.facts import FileFacts
+from auditor.lua.literal import Evaluator, Lit, Table, Unknown, Value
 from auditor.lua.syntax import LineIndex, captures, parse
 from auditor.rules.registry import rule
 
@@ -748,56 +749,20 @@ class LuaSecret:
     value: str
 
 
-def _bound_name(node: Node) -> str | None:
-    """The variable or field name a string literal is bound to (`x = 'v'`, `{ x = 'v' }`)."""
-    parent = node.parent
-    if parent is None:
-        return None
-    if parent.type == "field":
-        name = parent.child_by_field_name("name")
-        return _text(name) if name is not None and name.type == "identifier" else None
-    if parent.type == "expression_list" and parent.parent is not None:
-        assign = parent.parent
-        if assign.type != "assignment_statement":
-            return None
-        names = next((c for c in assign.named_children if c.type == "variable_list"), None)
-        if names is None:
-            return None
-        position = [c.id for c in parent.named_children].index(node.id)
-        targets = names.named_children
-        if position >= len(targets):
-            return None
-        target = targets[position]
-        if target.type == "identifier":
-            return _text(target)
-        if target.type == "dot_index_expression":
-            field_node = target.child_by_field_name("field")
-            return _text(field_node) if field_node is not None else None
-    return None
-
-
-def lua_string_secrets(module: str, source: bytes) -> list[LuaSecret]:
-    """Every string literal of a Lua file that is a secret by the name it is bound to or its shape."""
-    if not may_hold_secrets(source.decode("utf-8", "replace")):
-        return []
-    tree, index, _bodies = _parsed(source)
-    out: list[LuaSecret] = []
-    # last literal first, as the walk this replaces found them (findings keep their order)
-    for node in reversed(captures(tree.root_node, "(string) @s")):
-        raw = index.text(node)
-        value = decode_string(raw)
-        name = _bound_name(node)
-        reason = secret_reason(name, value)
-        if reason:
-            out.append(LuaSecret(module, index.span(node), name, reason, _inner(node), value))
-    return out
+def lua_string_secrets(module: str, facts: FileFacts) -> list[LuaSecret]:
+    """Every string literal of a Lua file that is a secret by the name it is bound to or its shape
+    (found while its facts were extracted: last literal first)."""
+    return [
+        LuaSecret(module, found.span, found.name, found.reason, found.raw, found.value)
+        for found in facts.secret_strings
+    ]
 
 
 def secret_values(model: PolicyModel, data: dict[str, Any], api: Any) -> set[str]:
     """Every secret value of an audited state, as written and as read (for redaction)."""
     out: set[str] = set()
     for path, mod in model.modules.items():
-        for found in lua_string_secrets(path, mod.text.encode("utf-8")):
+        for found in lua_string_secrets(path, mod.facts):
             out.update((found.value, found.raw))
     for handler in model.handlers:
         if handler.event in _AUTH_EVENTS:
@@ -948,7 +913,7 @@ def _check_hardcoded_secret(ctx: Any) -> Iterator[Finding]:
                     key=f"{site.call.text} arg{index} {where}",
                 )
     for path in sorted(model.modules):
-        for found in lua_string_secrets(path, model.modules[path].text.encode("utf-8")):
+        for found in lua_string_secrets(path, model.modules[path].facts):
             if (path, found.span) in reported:
                 continue
             what = f"the value of {found.name}" if found.name else "a string literal"
