@@ -139,3 +139,50 @@ def test_reassigned_local_is_not_followed(tmp_path: Path) -> None:
         },
     )
     assert [f.code for f in audit(tmp_path).findings if f.code.startswith("S10")] == []
+
+
+BUILT = """
+local kumo = require 'kumo'
+kumo.on('init', function()
+  local params = { listen = '0.0.0.0:25' }
+  {assign}
+  kumo.start_esmtp_listener(params)
+end)
+"""
+
+
+def _relay(tmp_path: Path, assign: str) -> list[tuple[str, int, int, str]]:
+    write_tree(tmp_path, {"init.lua": BUILT.replace("{assign}", assign)})
+    return [
+        (f.code, f.line, f.column, f.severity.value)
+        for f in audit(tmp_path).findings
+        if f.code.startswith("S1")
+    ]
+
+
+def test_table_built_field_by_field_is_checked(tmp_path: Path) -> None:
+    assert _relay(tmp_path, "params.relay_hosts = { '0.0.0.0/0' }") == [("S101", 4, 26, "error")]
+    assert _relay(tmp_path, "params['relay_hosts'] = { '0.0.0.0/0' }") == [("S101", 4, 29, "error")]
+
+
+def test_field_set_conditionally_or_after_a_call_is_not_guessed(tmp_path: Path) -> None:
+    assert _relay(tmp_path, "if x then params.relay_hosts = { '0.0.0.0/0' } end") == []
+    assert _relay(tmp_path, "merge(params, x); params.relay_hosts = { '0.0.0.0/0' }") == []
+    assert _relay(tmp_path, "params.relay_hosts = { '10.0.0.0/24' }") == []
+
+
+def test_field_set_to_nil_is_removed(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            local kumo = require 'kumo'
+            kumo.on('get_queue_config', function(domain)
+              local params = { retry_interval = '1m', protocol = 5 }
+              params.protocol = nil
+              return kumo.make_queue_config(params)
+            end)
+            """
+        },
+    )
+    assert [f.code for f in audit(tmp_path).findings if f.code.startswith("E2")] == []

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from auditor.core.findings import Span
 from auditor.core.lazyre import lazy
-from auditor.lua.literal import Evaluator, Lit, Table, Unknown, Value
+from auditor.lua.literal import Entry, Evaluator, Lit, Table, Unknown, Value
 
 if TYPE_CHECKING:  # the syntax tree is needed only while extracting, not to load cached facts
     from tree_sitter import Node
@@ -154,12 +154,17 @@ class _Scope:
 
 
 class _Const:
-    """A local bound to a literal value (usable by the literal evaluator)."""
+    """A local bound to a literal value (usable by the literal evaluator). For a table, `where` is
+    the (function, conditional depth) of its declaration: fields assigned there are known."""
 
-    __slots__ = ("value",)
+    __slots__ = ("value", "where")
 
-    def __init__(self, value: Value) -> None:
+    def __init__(self, value: Value, where: tuple[int, int] | None = None) -> None:
         self.value = value
+        self.where = where
+
+
+MAX_TRACKED_FIELDS = 200  # a table built field by field beyond this is no longer followed
 
 
 class _Extractor:
@@ -485,6 +490,41 @@ class _Extractor:
                     )
             else:
                 self.expression(target)
+                if target.type in ("dot_index_expression", "bracket_index_expression"):
+                    value_node = values[targets.index(target)] if target in targets else None
+                    self.assign_field(target, value_node)
+
+    def assign_field(self, target: Node, value_node: Node | None) -> None:
+        """`t.k = v` on a local table built field by field: the table now has k = v (or an unknown
+        k when the assignment may not run where the table was made)."""
+        table_node = target.child_by_field_name("table")
+        field_node = target.child_by_field_name("field")
+        if table_node is None or field_node is None or table_node.type != "identifier":
+            return
+        name = self._text(table_node)
+        bound = self.scope.lookup(name)
+        if not isinstance(bound, _Const) or not isinstance(bound.value, Table):
+            return
+        table = bound.value
+        if len(table.entries) >= MAX_TRACKED_FIELDS:
+            self.scope_assign(name, ("local", name))
+            return
+        if target.type == "dot_index_expression":
+            key: object = self._text(field_node)
+        else:
+            key_value = self.evaluator.eval(field_node)
+            key = key_value.value if isinstance(key_value, Lit) else key_value
+        value = (
+            self.evaluator.eval(value_node)
+            if value_node is not None
+            else Unknown(self.index.span(target), "")
+        )
+        if bound.where != (self.func, self.conditional):
+            value = Unknown(self.index.span(target), "assigned where it may not run")
+        entries = [e for e in table.entries if isinstance(key, Unknown) or e.key != key]
+        if not (isinstance(value, Lit) and value.value is None):  # t.k = nil removes k
+            entries.append(Entry(key, value, self.index.span(field_node)))  # type: ignore[arg-type]
+        self.scope_assign(name, _Const(Table(entries, table.span), bound.where))
 
     def bind_value(self, value_node: Node | None, name: str) -> object:
         """Evaluate the right-hand side once: walk it for calls, and return what the name now denotes."""
@@ -500,6 +540,9 @@ class _Extractor:
             self.expression(value_node)
             if isinstance(value, Lit) and kind != "table_constructor":
                 return _Const(value)
+            if isinstance(value, Table) and name.isidentifier():
+                # a local table: followed as it is built field by field
+                return _Const(value, (self.func, self.conditional))
             return ("local", name)
         if kind in ("binary_expression", "parenthesized_expression", "function_call"):
             # computed values the evaluator follows: `os.getenv('X') or 'default'`, `'a:' .. port`
@@ -572,6 +615,10 @@ class _Extractor:
             arg_values.append(self.evaluator.eval(arg))
             arg_refs.append(self.resolve(arg) if arg.type != "table_constructor" else None)
             stack.append(arg)
+            if arg.type == "identifier" and (callee is None or callee[:1] != ("kumo",)):
+                bound = self.scope.lookup(self._text(arg))
+                if isinstance(bound, _Const) and isinstance(bound.value, Table):
+                    self.scope_assign(self._text(arg), ("local", self._text(arg)))
         if callee is not None:
             self.facts.calls.append(
                 CallFact(
