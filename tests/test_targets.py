@@ -137,3 +137,16 @@ def test_lint_hook_without_a_policy_audits_files_alone(tmp_path: Path) -> None:
     proc = run_cli("hook", "lint", "shaping.toml", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout == ""
+
+
+def test_pre_commit_with_only_a_data_file_staged_audits_it_alone(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"shaping.toml": SHAPING_BAD})
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", "shaping.toml")
+    proc = run_cli("hook", "pre-commit", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("shaping.toml:3:1: E301 unknown field 'conection_limit'")
+    write_tree(tmp_path, {"shaping.toml": '["gmail.com"]\nconnection_limit = 10\n'})
+    _git(tmp_path, "add", "shaping.toml")
+    proc = run_cli("hook", "pre-commit", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

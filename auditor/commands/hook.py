@@ -272,7 +272,13 @@ def impact_line(report) -> str:  # type: ignore[no-untyped-def]
 def run_pre_commit(args: argparse.Namespace) -> int:
     from auditor.core.findings import Severity, at_or_above
 
-    audited = audit_staged(args)
+    try:
+        audited = audit_staged(args)
+    except AuditError:
+        alone = staged_alone(args)
+        if alone is None:
+            raise
+        return alone
     if audited is None:
         return 0
     report, config, where, _changed, state = audited
@@ -300,6 +306,44 @@ def run_pre_commit(args: argparse.Namespace) -> int:
         )
         return 1
     print(f"kumo-audit: {printable(impact_line(report))}", file=out)
+    return 0
+
+
+def staged_alone(args: argparse.Namespace) -> int | None:
+    """A repository without a policy entry (no init.lua staged, none configured): every staged data
+    or Lua file is audited on its own, as its helper's data file or as a module. None when there is a
+    policy entry after all (its error stands)."""
+    from auditor.core.findings import Severity, at_or_above
+    from auditor.pipeline import AuditOptions, audit
+    from auditor.pipeline.api import resolve_config
+    from auditor.source.git import head_commit
+    from auditor.source.git_snapshot import open_snapshot
+
+    repo = _repo()
+    paths = index_paths(repo)
+    if args.entry or args.policy or any(p.rsplit("/", 1)[-1] == "init.lua" for p in paths):
+        return None
+    changed = staged_changes(repo, head_commit(repo))
+    files = [p for p in changed if p in paths and p.endswith((".lua", ".toml", ".json"))]
+    shown = []
+    with open_snapshot(repo, "INDEX", None) as snapshot:
+        config, _ = resolve_config(snapshot, AuditOptions())
+        if config.entry:
+            return None
+        for path in files:
+            result = audit(snapshot, AuditOptions(entry=path))
+            shown.extend(f for f in result.findings if not f.suppressed and f.path == path)
+    threshold = Severity.parse(args.fail_on or config.fail_on)
+    blocking = at_or_above(shown, threshold)
+    for finding in blocking[:MAX_PRINTED]:
+        print(f"{location(finding, '')}: {finding.code} {finding.message}", file=sys.stderr)
+    if blocking:
+        print(
+            f"kumo-audit: commit refused: {len(blocking)} finding(s) at or above "
+            f"{threshold.value} in the staged files (bypass: git commit --no-verify)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
