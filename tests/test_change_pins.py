@@ -94,3 +94,17 @@ def test_lua_module_outside_the_monitor_globs_is_unmonitored(tmp_path: Path) -> 
     result = change(tmp_path, edit, base)
     impacts = {e.impact for e in result.change.elements if e.path == "util.lua"}
     assert impacts == {"unmonitored"}, result.change.elements
+
+
+def test_rate_jump_factor_boundary(tmp_path: Path) -> None:
+    shaping = files()["shaping.toml"]
+    assert 'max_message_rate = "10/s"' in shaping
+
+    def c104(new: str, where: str) -> list[str]:
+        result = change(tmp_path / where, {"shaping.toml": shaping.replace('"10/s"', new)})
+        return [f.code for f in result.introduced if f.code == "C104"]
+
+    assert c104('"20/s"', "exactly") == []  # raised by exactly the factor (2x): allowed
+    assert c104('"21/s"', "above") == ["C104"]
+    assert c104('"1200/m"', "exactly-per-minute") == []  # 1200/m is 20/s
+    assert c104('"1260/m"', "above-per-minute") == ["C104"]  # 21/s

@@ -236,3 +236,66 @@ def test_incremental_verify_cli(tmp_path: Path) -> None:
     second = cli("runbook", "verify", cwd=repo)
     assert second.returncode == 0 and "incremental: 1 new since the last verify" in second.stdout
     assert "(full;" in cli("runbook", "verify", "--full", cwd=repo).stdout
+
+
+# ----- each kind of problem, one by one ---------------------------------------------------------
+
+
+def sealed(entry: Entry, **changes: object) -> Entry:
+    body = entry.body()
+    body.update(changes)
+    return Entry.seal(body)
+
+
+def test_unreadable_entry_file(chain: tuple[DirStore, list[Entry], list[Entry]]) -> None:
+    store, a, _ = chain
+    path_of(store, a[2]).write_bytes(b"\xff\xfe not an entry")
+    assert ("unreadable", a[2].file_name()) in problems(store)
+    assert not verify_store(store).ok
+
+
+def test_invalid_record_field(chain: tuple[DirStore, list[Entry], list[Entry]]) -> None:
+    store, a, _ = chain
+    bad = a[1].model_copy(update={"decision": "accepted"})
+    text = render_entry(bad).decode()
+    path_of(store, a[1]).write_text(text.replace('"decision": "accepted"', '"decision": 7', 1))
+    kinds = {k for k, n in problems(store) if n == a[1].file_name()}
+    assert kinds == {"invalid"}
+
+
+def test_duplicate_hash(chain: tuple[DirStore, list[Entry], list[Entry]]) -> None:
+    store, a, _ = chain
+    copy = store.root / a[0].file_name().replace(a[0].id[:7], "0000000")
+    copy.write_bytes(path_of(store, a[0]).read_bytes())
+    copied = copy.relative_to(store.root).as_posix()
+    found = problems(store)
+    assert ("forged", copied) in found or ("forged", a[0].file_name()) in found, found
+    assert {n for _, n in found} <= {copied, a[0].file_name()}
+
+
+def test_fork_two_successors_of_one_entry(chain: tuple[DirStore, list[Entry], list[Entry]]) -> None:
+    store, a, _ = chain
+    fork = sealed(
+        a[3],
+        summary="a second successor of a3",
+        recorded_at=at(5).isoformat().replace("+00:00", "Z"),
+    )
+    assert fork.prev_hash == a[3].prev_hash and fork.writer == a[3].writer
+    write_entry(store, fork)
+    found = problems(store)
+    assert any(kind == "forged" for kind, _ in found), found
+    assert {n for _, n in found} <= {fork.file_name(), a[3].file_name()}
+
+
+def test_supersedes_a_missing_entry(chain: tuple[DirStore, list[Entry], list[Entry]]) -> None:
+    store, a, _ = chain
+    entry = record(
+        store,
+        EntryDraft(decision="accepted", why="again", decided_at=at(30), supersedes=a[0].id[:8]),
+        now=at(30),
+    )
+    assert entry.supersedes == a[0].id
+    assert verify_store(store).ok
+    path_of(store, a[0]).unlink()
+    found = problems(store)
+    assert ("deleted", entry.file_name()) in found
