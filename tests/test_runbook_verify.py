@@ -168,6 +168,9 @@ def test_git_branch_history_catches_edits_and_tip_deletion(tmp_path: Path) -> No
     git(clone, "push", "-q", "origin", "kumo-runbook")
     found = {(p.kind, p.name) for p in verify_store(store).problems}
     assert found == {("history", entries[-1].file_name())}
+    tidy = git(clone, "rev-parse", "HEAD")
+    [problem] = verify_store(store).problems
+    assert problem.detail == f"deleted after it was written, in commit {tidy[:12]}"
 
     proc = cli("runbook", "verify", "--repo", str(repo), cwd=tmp_path)
     assert proc.returncode == 1
@@ -299,3 +302,16 @@ def test_supersedes_a_missing_entry(chain: tuple[DirStore, list[Entry], list[Ent
     path_of(store, a[0]).unlink()
     found = problems(store)
     assert ("deleted", entry.file_name()) in found
+
+
+def test_chain_length_counts_each_entry_once(
+    chain: tuple[DirStore, list[Entry], list[Entry]],
+) -> None:
+    from auditor.runbook.verify import _facts, chain_length
+
+    _, a, b = chain
+    facts = {e.hash: _facts(e.file_name(), e.record()) for e in [*a, *b]}
+    assert chain_length(facts, a[3].hash, 100) == 4
+    assert chain_length(facts, b[1].hash, 100) == 2
+    assert chain_length(facts, a[3].hash, 1) == 2  # stops after `limit` steps
+    assert chain_length(facts, "0" * 64, 100) == 0
