@@ -108,3 +108,15 @@ def test_rate_jump_factor_boundary(tmp_path: Path) -> None:
     assert c104('"21/s"', "above") == ["C104"]
     assert c104('"1200/m"', "exactly-per-minute") == []  # 1200/m is 20/s
     assert c104('"1260/m"', "above-per-minute") == ["C104"]  # 21/s
+
+
+def test_anonymous_functions_are_numbered_in_order(tmp_path: Path) -> None:
+    base = {
+        **files(),
+        "util.lua": "local M = {}\nM.hooks = {\n  function() return 1 end,\n  function() return 2 end,\n"
+        "  function() return 3 end,\n}\nreturn M\n",
+        "init.lua": files()["init.lua"] + "\nlocal util = require 'util'\n",
+    }
+    result = change(tmp_path, {"util.lua": base["util.lua"].replace("return 3", "return 33")}, base)
+    names = [e.element for e in result.change.elements if e.path == "util.lua"]
+    assert names == ["anonymous function #3"]
