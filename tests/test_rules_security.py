@@ -766,3 +766,34 @@ def test_repository_salt_is_kept_in_the_git_dir(tmp_path: Path, monkeypatch) -> 
     assert (tmp_path / ".git" / "kumo-audit" / "secret-salt").stat().st_mode & 0o077 == 0
     monkeypatch.setenv(SALT_ENV, "shared")
     assert repository_salt(tmp_path) == b"shared"
+
+
+def test_linked_worktrees_share_the_repository_salt(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+
+    from auditor.core.secrets import FIXED_SALT, SALT_ENV, repository_salt
+
+    monkeypatch.delenv(SALT_ENV, raising=False)
+    main = tmp_path / "main"
+    main.mkdir()
+    env = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "PATH": "/usr/bin:/bin"}
+    run = {"cwd": main, "env": env, "check": True, "capture_output": True}
+    subprocess.run(["git", "init", "-q"], **run)  # type: ignore[call-overload]
+    subprocess.run(  # type: ignore[call-overload]
+        [
+            "git",
+            "-c",
+            "user.name=a",
+            "-c",
+            "user.email=a@b",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "i",
+        ],
+        **run,
+    )
+    subprocess.run(["git", "worktree", "add", "-q", str(tmp_path / "wt")], **run)  # type: ignore[call-overload]
+    salt = repository_salt(main)
+    assert salt != FIXED_SALT and repository_salt(tmp_path / "wt") == salt

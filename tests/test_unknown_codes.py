@@ -121,5 +121,8 @@ def test_code_problem_suggestions() -> None:
     assert "ZZZ999" in unknown and "did you mean" not in unknown
     config = parse_config({"waiver": [{"path": "a.toml", "code": "D1", "reason": "ok"}]}, "t")
     check_config_codes(config)  # waivers match by prefix, as the filter applies them
+    check_config_codes(
+        parse_config({"per_path_ignores": [{"path": "*.lua", "codes": ["R1"]}]}, "t")
+    )
     with pytest.raises(ConfigError, match="severity"):
         check_config_codes(parse_config({"severity": {"S": "error"}}, "t"))
