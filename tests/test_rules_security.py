@@ -797,3 +797,19 @@ def test_linked_worktrees_share_the_repository_salt(tmp_path: Path, monkeypatch)
     subprocess.run(["git", "worktree", "add", "-q", str(tmp_path / "wt")], **run)  # type: ignore[call-overload]
     salt = repository_salt(main)
     assert salt != FIXED_SALT and repository_salt(tmp_path / "wt") == salt
+
+
+def test_s106_auth_comparison_with_an_innocently_named_local(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "S106",
+        {
+            "init.lua": """
+            local expected = 'opensesame'
+            kumo.on('http_server_validate_auth_basic', function(user, password)
+              return password == expected
+            end)
+            """
+        },
+    )
+    assert got == [("S106", 1, 18)]
