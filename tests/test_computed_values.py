@@ -186,3 +186,39 @@ def test_field_set_to_nil_is_removed(tmp_path: Path) -> None:
         },
     )
     assert [f.code for f in audit(tmp_path).findings if f.code.startswith("E2")] == []
+
+
+FUNCTIONS = """
+local kumo = require 'kumo'
+local function listen_address()
+  return '{listen}'
+end
+local function relay()
+  if x then
+    return '{first}'
+  end
+  return '0.0.0.0/0'
+end
+kumo.on('init', function()
+  kumo.start_esmtp_listener { listen = listen_address(), relay_hosts = { {relay} } }
+end)
+"""
+
+
+def _policy(listen: str, first: str, relay: str) -> str:
+    return FUNCTIONS.replace("{listen}", listen).replace("{first}", first).replace("{relay}", relay)
+
+
+def test_local_function_returning_a_literal_gives_its_value(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"init.lua": _policy("0.0.0.0:25", "0.0.0.0/0", "relay()")})
+    (s101,) = [f for f in audit(tmp_path).findings if f.code == "S101"]
+    assert (s101.line, s101.column, s101.severity.value) == (12, 74, "error")
+    assert "listener 0.0.0.0:25 " in s101.message
+    write_tree(tmp_path, {"init.lua": _policy("127.0.0.1:25", "0.0.0.0/0", "relay()")})
+    (s101,) = [f for f in audit(tmp_path).findings if f.code == "S101"]
+    assert s101.severity.value == "warning"
+
+
+def test_function_returning_one_of_several_values_is_not_guessed(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"init.lua": _policy("0.0.0.0:25", "10.0.0.0/8", "relay()")})
+    assert [f for f in audit(tmp_path).findings if f.code == "S101"] == []

@@ -164,6 +164,9 @@ class _Const:
         self.where = where
 
 
+_SCALAR_EXPRESSIONS = frozenset(
+    {"string", "number", "true", "false", "binary_expression", "parenthesized_expression"}
+)
 MAX_TRACKED_FIELDS = 200  # a table built field by field beyond this is no longer followed
 
 
@@ -177,7 +180,9 @@ class _Extractor:
         self.scope = _Scope(None)
         self.func = FILE_LEVEL
         self.conditional = 0
-        self.evaluator = Evaluator(self.index, self._const_lookup)
+        self.evaluator = Evaluator(self.index, self._const_lookup, self._call_lookup)
+        self._returned: dict[int, list[Value]] = {}  # function id -> values its returns give
+        self._fn_value: dict[int, Value] = {}  # function id -> what every call returns
         self._defined: dict[
             int, int
         ] = {}  # function node start byte -> id (a node is defined once)
@@ -187,6 +192,12 @@ class _Extractor:
     def _const_lookup(self, name: str) -> Value | None:
         bound = self.scope.lookup(name)
         return bound.value if isinstance(bound, _Const) else None
+
+    def _call_lookup(self, name: str) -> Value | None:
+        bound = self.scope.lookup(name)
+        if isinstance(bound, tuple) and bound[:1] == ("fn",):
+            return self._fn_value.get(bound[1])  # type: ignore[arg-type]
+        return None
 
     def resolve(self, node: Node) -> Path | None:
         """The path an expression denotes, when it is a name, a field of one, or a call result.
@@ -308,8 +319,27 @@ class _Extractor:
                 self.comment(child)
         if body is not None:
             self.block(body)
+            self._summarize_returns(fid, body)
         self.func, self.scope, self.conditional = saved_func, saved_scope, saved_cond
         return fid
+
+    def _summarize_returns(self, fid: int, body: Node) -> None:
+        """A simple function that always returns a literal (or one of a few strings): what calls of
+        it give. It must end with a return, so it never falls off the end and returns nothing."""
+        returned = self._returned.pop(fid, None)
+        statements = [c for c in body.named_children if c.type != "comment"]
+        if not returned or not statements or statements[-1].type != "return_statement":
+            return
+        if not all(isinstance(v, Lit) and v.when is None for v in returned):
+            return
+        values = [v.value for v in returned if isinstance(v, Lit)]
+        if all(v == values[0] for v in values) and type(values[0]) in (str, int, float, bool):
+            self._fn_value[fid] = returned[0]
+        elif all(isinstance(v, str) for v in values):
+            texts = [str(v) for v in values]
+            prefix = _common_prefix(texts)
+            suffix = _common_prefix([t[::-1] for t in texts])[::-1]
+            self._fn_value[fid] = Unknown(returned[0].span, "one of several", prefix, suffix)
 
     # ----- statements ------------------------------------------------------------------------------
     def block(self, node: Node) -> None:
@@ -563,6 +593,12 @@ class _Extractor:
         exprs = values[0].named_children if values else []
         for expr in exprs:
             self.expression(expr)
+        if self.func != FILE_LEVEL:
+            cheap = len(exprs) == 1 and exprs[0].type in _SCALAR_EXPRESSIONS
+            value: Value = (
+                self.evaluator.eval(exprs[0]) if cheap else Unknown(self.index.span(node), "")
+            )
+            self._returned.setdefault(self.func, []).append(value)
         if self.func == FILE_LEVEL and exprs:
             first = exprs[0]
             self.facts.returns = self.resolve(first)

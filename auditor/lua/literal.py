@@ -222,9 +222,10 @@ def parse_number(raw: str) -> int | float:
 class Evaluator:
     """Evaluates expression nodes of one file. `env` resolves identifiers to known constant values."""
 
-    def __init__(self, index: LineIndex, env: Env | None = None) -> None:
+    def __init__(self, index: LineIndex, env: Env | None = None, calls: Env | None = None) -> None:
         self.index = index
         self.env = env
+        self.calls = calls  # what a call of a local function without arguments returns, if known
         self._text = index.text
 
     def _short(self, node: Node) -> str:
@@ -275,6 +276,12 @@ class Evaluator:
             return Unknown(span, self._short(node))
         name = self._text(callee)
         if name not in ("os.getenv", "tostring"):
+            if self.calls is not None and callee.type == "identifier":
+                args_node = node.child_by_field_name("arguments")
+                if args_node is not None and not args_node.named_children:
+                    known = self.calls(name)
+                    if known is not None:
+                        return _respan(known, span)
             return Unknown(span, self._short(node))
         args_node = node.child_by_field_name("arguments")
         args: list[Node] = []
