@@ -25,6 +25,7 @@ COMMANDS = {
     "schema": "auditor.commands.schema",
     "runbook": "auditor.commands.runbook",
     "daemon": "auditor.daemon.cli",
+    "upgrade": "auditor.commands.upgrade",
 }
 
 

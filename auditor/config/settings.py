@@ -119,6 +119,8 @@ class Config:
     kumomta_release: str | None = None
     """The KumoMTA release the policy runs on (a release tag such as 2025.03.19-1d3f1f67, its date,
     or "main"): rules read that release's API. Unset: the newest release of the API table."""
+    kumod_binary: str | None = None
+    """A kumod binary whose `--version` names the running release (default for `upgrade --from`)."""
     select: list[str] = field(default_factory=list)
     """Only these codes or prefixes (empty: all)."""
     ignore: list[str] = field(default_factory=list)

@@ -9,6 +9,7 @@ DECISIONS: tuple[str, ...] = (
     "drift-detected",
     "waived",
     "reload-verified",
+    "upgrade-evaluated",
     "note",
     "checkpoint",
 )

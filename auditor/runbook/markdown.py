@@ -33,6 +33,7 @@ DECISION_TITLES = {
     "drift-detected": "Drift detected",
     "waived": "Waived",
     "reload-verified": "Reload verified",
+    "upgrade-evaluated": "Upgrade evaluated",
     "note": "Note",
     "checkpoint": "Checkpoint",
 }
@@ -73,6 +74,8 @@ def front_matter(entry: Entry) -> dict[str, Any]:
         front["signed_by"] = signer_fingerprint(entry.signature)
     if entry.checkpoint is not None:
         front["checkpoint"] = entry.checkpoint.entries
+    if entry.evidence.kumomta_release:
+        front["kumomta_release"] = entry.evidence.kumomta_release
     return front
 
 

@@ -30,6 +30,7 @@ Decision = Literal[
     "drift-detected",
     "waived",
     "reload-verified",
+    "upgrade-evaluated",
     "note",
     "checkpoint",
 ]
@@ -173,6 +174,30 @@ class ValidatorResult(_Strict):
     output_sha256: Sha256
 
 
+class UpgradeItem(_Strict):
+    """One place where a KumoMTA release upgrade touches the policy."""
+
+    kind: OneLine
+    severity: Literal["change", "review"]
+    path: OneLine
+    line: int
+    column: int
+    subject: OneLine
+    message: OneLine
+    release: OneLine = ""
+    link: OneLine = ""
+
+
+class UpgradeEvidence(_Strict):
+    """What `kumo-audit upgrade` found for a jump between two KumoMTA releases."""
+
+    from_release: OneLine
+    to_release: OneLine
+    verdict: Literal["safe", "review", "needs-changes"]
+    items: list[UpgradeItem] = Field(default_factory=list)
+    manual_review: list[OneLine] = Field(default_factory=list)
+
+
 class Evidence(_Strict):
     tool_version: str
     api_table_version: str | None = None
@@ -180,6 +205,9 @@ class Evidence(_Strict):
     findings: list[FindingRecord] = Field(default_factory=list)
     suppressions: list[SuppressionUse] = Field(default_factory=list)
     validator: ValidatorResult | None = None
+    kumomta_release: OneLine | None = None
+    """The KumoMTA release the policy runs on when the decision was made, where known."""
+    upgrade: UpgradeEvidence | None = None
 
 
 class Rollback(_Strict):
@@ -209,6 +237,8 @@ class Checkpoint(_Strict):
 OPTIONAL_FIELDS = ("checkpoint", "signature")
 """Fields added after the first release: left out of the record when empty, so the records (and
 hashes) of entries written before them do not change."""
+OPTIONAL_EVIDENCE_FIELDS = ("kumomta_release", "upgrade")
+"""The same for fields of `evidence`."""
 
 
 class Entry(_Strict):
@@ -251,6 +281,9 @@ class Entry(_Strict):
         for name in OPTIONAL_FIELDS:
             if data[name] is None:
                 del data[name]
+        for name in OPTIONAL_EVIDENCE_FIELDS:
+            if data["evidence"].get(name, "") is None:
+                del data["evidence"][name]
         return data
 
     def body(self) -> dict[str, Any]:

@@ -79,6 +79,8 @@ class EntryDraft:
     validator: ValidatorRun | None = None
     api_table_version: str | None = None
     ruleset_hash: str | None = None
+    kumomta_release: str | None = None
+    upgrade: Mapping[str, Any] | None = None  # UpgradeEvidence fields
     rollback: Rollback | None = None
     links: Sequence[Link] = ()
     supersedes: str | None = None
@@ -364,6 +366,8 @@ def _evidence(draft: EntryDraft) -> Evidence:
         findings=[f.as_dict() for f in findings],  # type: ignore[misc]
         suppressions=suppressions,
         validator=draft.validator.result() if draft.validator else None,
+        kumomta_release=draft.kumomta_release,
+        upgrade=dict(draft.upgrade) if draft.upgrade is not None else None,  # type: ignore[arg-type]
     )
 
 

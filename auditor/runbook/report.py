@@ -29,6 +29,7 @@ COLOURS = {
     "drift-detected": "#ad1457",
     "waived": "#8d6e00",
     "reload-verified": "#00838f",
+    "upgrade-evaluated": "#2e7d32",
     "note": "#546e7a",
     "checkpoint": "#37474f",
 }
