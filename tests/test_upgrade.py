@@ -240,3 +240,17 @@ def test_fixture_policies_load_cleanly_on_their_old_release(name: str) -> None:
     proc = run_cli("check", str(FIXTURES / name), "--kumomta-release", start, "--format", "json")
     doc = json.loads(proc.stdout)
     assert [f["code"] for f in doc["findings"] if f["code"][0] == "E"] == []
+
+
+def test_readme_example_is_current() -> None:
+    """The report shown in README's "Evaluating an upgrade" is what the breaking fixture produces."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("$ kumo-audit upgrade policy --from 2024.09.02 --to 2025.05.06\n", 1)[1]
+    shown = [line for line in block.split("```", 1)[0].splitlines() if line.strip() != "..."]
+    proc = run_cli(
+        "upgrade", str(FIXTURES / "breaking"), "--from", "2024.09.02", "--to", "2025.05.06"
+    )
+    assert proc.returncode == 1
+    actual = proc.stdout.splitlines()
+    assert len(shown) > 15
+    assert all(line in actual for line in shown), [x for x in shown if x not in actual]
