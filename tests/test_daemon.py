@@ -280,6 +280,9 @@ def test_kill9_during_promotions_keeps_the_tree_and_the_record_consistent(tmp_pa
     live_revs = {h["rev"] for h in state["history"] if h.get("rev")}
     assert live_revs <= set(heads)
     assert cli("runbook", "verify", "--repo", str(repo.path)).returncode == 0
+    # old releases are pruned: the last `keep_releases` (5) and the live one remain
+    kept = [p for p in (host.state_dir / "releases").iterdir() if not p.name.startswith(".")]
+    assert len(kept) <= 6 and Path(os.readlink(host.live)) in kept
 
 
 def test_three_pull_daemons_share_one_runbook(tmp_path, bump_server):
