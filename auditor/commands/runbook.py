@@ -170,10 +170,10 @@ def _git_store(args: argparse.Namespace) -> Any:
 
 
 def _policy_repo(args: argparse.Namespace, required: bool) -> Path | None:
-    from auditor.runbook.gitutil import find_repo
+    from auditor.source.git import require_repo
 
     try:
-        return find_repo(args.repo or Path.cwd())
+        return require_repo(args.repo or Path.cwd(), " (use --repo or --runbook-dir)")
     except AuditError:
         if required:
             raise

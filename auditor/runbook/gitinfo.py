@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from auditor.core.errors import AuditError
-from auditor.runbook.gitutil import ZERO_OID, git, git_bytes, rev_parse
 from auditor.runbook.model import Approval, Change, ChangedFile, Commit, Why
+from auditor.source.git import ZERO_OID, git, git_bytes, rev_parse
 
 DEFAULT_TICKET_PATTERN = r"\b[A-Z][A-Z0-9]{1,9}-\d+\b"
 APPROVAL_TRAILERS = {

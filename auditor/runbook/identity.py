@@ -25,8 +25,8 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from auditor.runbook.gitutil import config_value, git
 from auditor.runbook.model import Actor, ActorKind
+from auditor.source.git import config_value, git
 
 LEGACY_WRITER_RE = re.compile(r"^(human|ci|daemon):[^:\s]+$")
 """Writer ids of the older per-host form: several stores may have written under one of them."""

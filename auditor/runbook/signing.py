@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.core.errors import AuditError
-from auditor.runbook.gitutil import config_value, git_bytes
+from auditor.source.git import config_value, git_bytes
 
 NAMESPACE = "kumo-audit-runbook"
 ALLOWED_SIGNERS_PATH = ".kumo-audit/allowed_signers"

@@ -21,9 +21,9 @@ from typing import Any
 
 from auditor.core.decisions import DEFAULT_BRANCH
 from auditor.core.errors import AuditError
-from auditor.runbook.gitutil import ZERO_OID, GitFailed, git, git_bytes, git_dir
 from auditor.runbook.markdown import EntryFormatError, parse_front_matter
 from auditor.runbook.model import Actor
+from auditor.source.git import ZERO_OID, GitFailed, git, git_bytes, git_dir
 
 ENTRIES_DIR = "entries"
 README_NAME = "README.md"
@@ -349,6 +349,6 @@ def open_store(
     """The store the command line asks for: `--runbook-dir`, else the branch of the repository."""
     if runbook_dir is not None:
         return DirStore(runbook_dir)
-    from auditor.runbook.gitutil import find_repo
+    from auditor.source.git import require_repo
 
-    return GitStore(find_repo(repo or Path.cwd()), branch)
+    return GitStore(require_repo(repo or Path.cwd(), " (use --repo or --runbook-dir)"), branch)

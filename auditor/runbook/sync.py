@@ -8,12 +8,10 @@ fetch-merge-push cycle runs again.
 
 from __future__ import annotations
 
-import subprocess
-
 from auditor.core.errors import AuditError
-from auditor.runbook.gitutil import GitFailed, git
 from auditor.runbook.identity import resolve_actor
 from auditor.runbook.store import GitStore, StoreConflict
+from auditor.source.git import GitFailed, first_line, git, run_git
 
 MAX_ATTEMPTS = 10
 _RETRYABLE = (
@@ -27,17 +25,13 @@ _RETRYABLE = (
 
 def fetch(store: GitStore, remote: str) -> str | None:
     """Fetch the remote's runbook branch; its commit id, or None when the remote has no such branch."""
-    probe = subprocess.run(
-        ["git", "-C", str(store.repo), "ls-remote", "--exit-code", "--heads", remote, store.ref],
-        capture_output=True,
-        text=True,
-        check=False,
+    probe = run_git(
+        store.repo, "ls-remote", "--exit-code", "--heads", remote, store.ref, check=False
     )
     if probe.returncode == 2:
         return None
     if probe.returncode != 0:
-        first = next((line for line in probe.stderr.splitlines() if line.strip()), "unreachable")
-        raise AuditError(f"cannot reach remote {remote!r}: {first.strip()}")
+        raise AuditError(f"cannot reach remote {remote!r}: {first_line(probe.stderr)}")
     tracking = f"refs/remotes/{remote}/{store.branch}"
     git(store.repo, "fetch", "--quiet", "--no-tags", remote, f"+{store.ref}:{tracking}")
     return git(store.repo, "rev-parse", "--verify", f"{tracking}^{{commit}}")
@@ -92,9 +86,5 @@ def push(store: GitStore, remote: str) -> str:
 
 
 def _is_ancestor(store: GitStore, older: str, newer: str) -> bool:
-    proc = subprocess.run(
-        ["git", "-C", str(store.repo), "merge-base", "--is-ancestor", older, newer],
-        capture_output=True,
-        check=False,
-    )
+    proc = run_git(store.repo, "merge-base", "--is-ancestor", older, newer, check=False)
     return proc.returncode == 0

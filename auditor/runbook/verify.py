@@ -37,7 +37,6 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from auditor import __version__
-from auditor.runbook.gitutil import git
 from auditor.runbook.identity import LEGACY_WRITER_RE
 from auditor.runbook.markdown import (
     MARKER,
@@ -50,6 +49,7 @@ from auditor.runbook.markdown import (
 from auditor.runbook.model import ENTRY_NAME_RE, Entry, canonical_json, entry_path, hash_body
 from auditor.runbook.signing import AllowedSigners, Checker, load_allowed_signers, message
 from auditor.runbook.store import ENTRIES_DIR, GitStore, Store, StoreState, _atomic_write
+from auditor.source.git import git
 
 STATE_VERSION = 1
 _RECORD_START = f"\n{MARKER}\n```json\n"

@@ -34,6 +34,8 @@ _PATH_VARS = (
     "GIT_COMMON_DIR",
 )
 
+ZERO_OID = "0" * 40
+
 SHALLOW_HINT = "this is a shallow clone: fetch the full history (git fetch --unshallow, or fetch-depth: 0 in CI)"
 
 
@@ -52,19 +54,66 @@ def git_env() -> dict[str, str]:
     return env
 
 
-def run_git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-    """Run `git -C repo ARGS`; with `check`, a failure becomes an AuditError with git's first line."""
+class GitFailed(AuditError):
+    """A Git command exited non-zero: one line for the user, the details for callers."""
+
+    def __init__(self, args: tuple[str, ...] | list[str], returncode: int, stderr: bytes) -> None:
+        name = " ".join(args[:1])
+        super().__init__(f"git {name} failed: {first_line(stderr)}")
+        self.returncode = returncode
+        self.stderr = stderr.decode("utf-8", "replace")
+
+
+def run_git(
+    repo: Path,
+    *args: str,
+    check: bool = True,
+    input: bytes | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run `git -C repo ARGS` (the one place that starts Git); with `check`, a failure raises
+    GitFailed, an AuditError with git's first line. `env` adds to the environment of `git_env()`."""
+    full_env = git_env()
+    if env:
+        full_env.update(env)
     try:
         proc = subprocess.run(
-            ["git", "-C", str(repo), *args], capture_output=True, env=git_env(), check=False
+            ["git", "-C", str(repo), *args],
+            input=input,
+            capture_output=True,
+            env=full_env,
+            check=False,
         )
     except FileNotFoundError:
         raise AuditError("git is not installed or not on PATH") from None
     except OSError as exc:
         raise AuditError(f"cannot run git: {exc.strerror or exc}") from None
     if check and proc.returncode != 0:
-        raise AuditError(f"git {args[0]} failed: {first_line(proc.stderr)}")
+        raise GitFailed(args, proc.returncode, proc.stderr)
     return proc
+
+
+def git_bytes(
+    repo: Path,
+    *args: str,
+    input: bytes | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+) -> bytes:
+    """Standard output of `git -C repo ARGS`."""
+    return run_git(repo, *args, check=check, input=input, env=env).stdout
+
+
+def git(
+    repo: Path,
+    *args: str,
+    input: bytes | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+) -> str:
+    """Standard output of `git -C repo ARGS` as text, without the final newline."""
+    out = git_bytes(repo, *args, input=input, env=env, check=check)
+    return out.decode("utf-8", "replace").rstrip("\n")
 
 
 def first_line(stderr: bytes) -> str:
@@ -75,19 +124,38 @@ def first_line(stderr: bytes) -> str:
     return "no message from git"
 
 
-def find_repo(path: Path | str) -> Path | None:
-    """The top of the work tree containing `path` (a `.git` directory or file), or None."""
+def find_repo(path: Path | str, *, bare: bool = False) -> Path | None:
+    """The top of the work tree containing `path` (a `.git` directory or file), or None. With `bare`,
+    a bare repository containing `path` is found too (its Git directory is returned)."""
     current = Path(path).resolve()
     if not current.is_dir():
         current = current.parent
     for candidate in (current, *current.parents):
         if (candidate / ".git").exists():
             return candidate
+    if bare and current.exists():
+        proc = run_git(
+            current, "rev-parse", "--is-bare-repository", "--absolute-git-dir", check=False
+        )
+        lines = proc.stdout.decode("utf-8", "replace").splitlines()
+        if proc.returncode == 0 and len(lines) == 2 and lines[0] == "true":
+            return Path(lines[1])
     return None
 
 
+def require_repo(start: Path, hint: str = "") -> Path:
+    """`find_repo` (bare repositories too), or a one-line AuditError."""
+    if not start.exists():
+        raise AuditError(f"{start}: no such directory")
+    repo = find_repo(start, bare=True)
+    if repo is None:
+        raise AuditError(f"{start} is not inside a Git repository{hint}")
+    return repo
+
+
 def git_dir(repo: Path) -> Path:
-    """This work tree's Git directory (follows the `gitdir:` file of linked worktrees and submodules)."""
+    """This work tree's Git directory (follows the `gitdir:` file of linked worktrees and submodules);
+    a bare repository is its own Git directory."""
     dot_git = repo / ".git"
     if dot_git.is_file():
         try:
@@ -97,6 +165,8 @@ def git_dir(repo: Path) -> Path:
         if not text.startswith("gitdir:"):
             raise AuditError(f"{dot_git} is not a gitdir file")
         return (repo / text.removeprefix("gitdir:").strip()).resolve()
+    if not dot_git.exists() and (repo / "HEAD").is_file() and (repo / "objects").is_dir():
+        return repo
     return dot_git
 
 
@@ -130,9 +200,27 @@ def repo_state(repo: Path) -> str:
     return "clean"
 
 
+def valid_rev(rev: str) -> bool:
+    """Whether `rev` may be passed to git as a revision (never as an option)."""
+    return bool(rev) and not rev.startswith("-") and "\n" not in rev and "\0" not in rev
+
+
 def _check_rev_syntax(rev: str) -> None:
-    if not rev or rev.startswith("-") or "\n" in rev or "\0" in rev:
+    if not valid_rev(rev):
         raise AuditError(f"invalid revision {rev!r}")
+
+
+def rev_parse(repo: Path, rev: str) -> str | None:
+    """The commit `rev` names, or None if it names nothing (or is not a valid revision)."""
+    if not valid_rev(rev):
+        return None
+    out = git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
+    return out or None
+
+
+def config_value(repo: Path, key: str) -> str | None:
+    out = git(repo, "config", "--get", key, check=False)
+    return out or None
 
 
 def head_commit(repo: Path) -> str | None:

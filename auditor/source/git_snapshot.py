@@ -199,18 +199,9 @@ def blob_sizes(repo: Path, oids: list[str]) -> dict[str, int | None]:
     """Sizes of many objects from one `git cat-file --batch-check` run; None for a missing object."""
     if not oids:
         return {}
-    try:
-        proc = subprocess.run(
-            ["git", "-C", str(repo), "cat-file", "--batch-check"],
-            input="".join(f"{oid}\n" for oid in oids).encode("ascii"),
-            capture_output=True,
-            env=git_env(),
-            check=False,
-        )
-    except OSError as exc:
-        raise AuditError(f"cannot run git cat-file: {exc.strerror or exc}") from None
-    if proc.returncode != 0:
-        raise AuditError(f"git cat-file failed: {first_line(proc.stderr)}")
+    proc = run_git(
+        repo, "cat-file", "--batch-check", input="".join(f"{oid}\n" for oid in oids).encode("ascii")
+    )
     sizes: dict[str, int | None] = {}
     for line in proc.stdout.decode("ascii", "replace").splitlines():
         fields = line.split()
