@@ -13,7 +13,7 @@ from auditor.filter.apply import apply_filters
 from auditor.pipeline.api import AuditOptions, resolve_config
 from auditor.pipeline.stages import AuditResult, audit_snapshot
 from auditor.rules import registry
-from auditor.source.snapshot import Snapshot
+from auditor.source.snapshot import FileProblem, Snapshot
 
 
 @dataclass
@@ -105,7 +105,7 @@ def audit_change(
     from the head snapshot unless `options.config` is given.
     """
     options = options or AuditOptions()
-    config, _ = resolve_config(head, options)
+    config, source = resolve_config(head, options)
     head.size_limit = config.size_limit
     if base is not None:
         base.size_limit = config.size_limit
@@ -146,4 +146,30 @@ def audit_change(
         use_suppressions=options.use_suppressions,
         suppression_findings=False,
     )
+    if options.config is None:
+        filtered += _config_relaxations(base, head, source)  # not filtered by what they describe
     return ChangeResult(base_result, head_result, change, filtered, head_result.suppressions + used)
+
+
+def _config_relaxations(base: Snapshot | None, head: Snapshot, source: str | None) -> list[Finding]:
+    """C107: what the head state's configuration relaxes compared with the base state's."""
+    from auditor.change.config_change import relaxation_findings
+    from auditor.config.load import config_from_snapshot
+    from auditor.config.settings import DEFAULT
+
+    base_config, base_source = DEFAULT, None
+    if base is not None:
+        try:
+            base_config, base_source = config_from_snapshot(base)
+        except AuditError:
+            base_config = DEFAULT  # an unreadable old configuration: compare with the defaults
+    head_config, _ = config_from_snapshot(head)
+    path = source or base_source
+    text = None
+    if path is not None:
+        snapshot = head if source else base
+        try:
+            text = snapshot.read(path).decode("utf-8", "replace") if snapshot else None
+        except (OSError, FileProblem):
+            text = None
+    return relaxation_findings(base_config, head_config, path, text)

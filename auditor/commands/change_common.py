@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,7 +149,7 @@ def render_report(args: argparse.Namespace, report, where: Located, extra: dict[
         change=change,
         extra={"path_prefix": where.subdir, "tool": {"entry": report.head.entry}},
     )
-    plan = output_plan(args.formats, args.outputs, sys.argv[1:])
+    plan = output_plan(args.output_order)
     rendered = {fmt: render(fmt, data, color=use_color(target)) for fmt, target in plan}
     write_outputs(plan, rendered)
     return data  # type: ignore[return-value]

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             }
         },
     )
-    plan = output_plan(args.formats, args.outputs, sys.argv[1:])
+    plan = output_plan(args.output_order)
     rendered = {fmt: render(fmt, data, color=use_color(target)) for fmt, target in plan}
     write_outputs(plan, rendered)
     with contextlib.suppress(OSError):

@@ -163,16 +163,18 @@ def _trees(where, revisions: list[str]) -> dict[str, str]:  # type: ignore[no-un
 
 
 def _options_key(args: argparse.Namespace) -> str:
-    """Everything besides the trees that decides a verdict: tool, API table, options, configuration, day."""
+    """Everything besides the trees that decides a verdict: tool, API table, options, an explicit
+    configuration file, day. The configuration of each state is in its tree."""
     import datetime
     import hashlib
     import json
 
     from auditor import __version__
     from auditor.kumo.api import load_api
+    from auditor.pipeline.cache import code_fingerprint
 
     parts = {
-        "tool": __version__,
+        "tool": f"{__version__}:{code_fingerprint()}",
         "api": load_api().api_hash(),
         "select": sorted(args.select),
         "ignore": sorted(args.ignore),

@@ -11,11 +11,22 @@ from auditor.core.atomic import write_atomic
 from auditor.core.findings import Finding, Severity, at_or_above
 
 
+class _InOrder(argparse.Action):
+    """`append`, and also remember the order of --format and --output on the command line (an
+    --output belongs to the --format before it)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), values])
+        order = getattr(namespace, "output_order", None) or []
+        namespace.output_order = [*order, (self.dest, values)]
+
+
 def add_output_options(parser: argparse.ArgumentParser, formats: tuple[str, ...]) -> None:
+    parser.set_defaults(output_order=[])
     parser.add_argument(
         "--format",
         dest="formats",
-        action="append",
+        action=_InOrder,
         choices=formats,
         metavar="FORMAT",
         help=f"output format: {', '.join(formats)} (default text); may repeat, each "
@@ -24,7 +35,7 @@ def add_output_options(parser: argparse.ArgumentParser, formats: tuple[str, ...]
     parser.add_argument(
         "--output",
         dest="outputs",
-        action="append",
+        action=_InOrder,
         type=Path,
         metavar="FILE",
         help="write the preceding --format to FILE instead of standard output",
@@ -86,38 +97,22 @@ def load_explicit_config(path: Path | None):  # type: ignore[no-untyped-def]
     return config
 
 
-def output_plan(
-    formats: list[str] | None, outputs: list[Path] | None, argv: list[str]
-) -> list[tuple[str, Path | None]]:
-    """Pair each --format with the --output that follows it (before the next --format)."""
-    formats = formats or ["text"]
-    if not outputs:
-        return [(f, None) for f in formats]
+def output_plan(order: list[tuple[str, object]]) -> list[tuple[str, Path | None]]:
+    """Pair each --format with the --output that follows it (before the next --format), from the
+    options in command-line order (`args.output_order`)."""
     plan: list[tuple[str, Path | None]] = []
-    fmt_i = out_i = 0
     current: str | None = None
-    tokens = iter(argv)
-    for token in tokens:
-        name, _, inline = token.partition("=")
-        if name == "--format":
+    for kind, value in order:
+        if kind == "formats":
             if current is not None:
                 plan.append((current, None))
-            current = formats[fmt_i]
-            fmt_i += 1
-            if not inline:
-                next(tokens, None)
-        elif name == "--output":
-            if not inline:
-                next(tokens, None)
-            target = outputs[out_i]
-            out_i += 1
-            plan.append((current or "text", target))
+            current = str(value)
+        else:
+            plan.append((current or "text", Path(str(value))))
             current = None
     if current is not None:
         plan.append((current, None))
-    if not plan:
-        plan = [("text", outputs[0])]
-    return plan
+    return plan or [("text", None)]
 
 
 def write_outputs(plan: list[tuple[str, Path | None]], rendered: dict[str, str]) -> None:

@@ -109,8 +109,8 @@ class ReloadOut(_Open):
 
 
 class ChangeOut(_Open):
-    introduced: list[FindingOut] = Field(default_factory=list)
-    resolved: list[FindingOut] = Field(default_factory=list)
+    """What a change audit (`diff`, `ci`, the hooks) adds: the two states and what changed."""
+
     changed_files: list[str] = Field(default_factory=list)
 
 
@@ -124,6 +124,10 @@ class CheckOutput(_Closed):
     suppressions: list[SuppressionOut]
     reload: ReloadOut | None
     summary: SummaryOut
+    introduced: list[FindingOut] | None = None
+    """Change audits only: findings the change introduces (what `--fail-on` counts)."""
+    resolved: list[FindingOut] | None = None
+    """Change audits only: findings of the base state the change removes."""
     change: ChangeOut | None = None
 
 

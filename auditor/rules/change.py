@@ -9,7 +9,7 @@ from auditor.core.findings import Finding, Span
 from auditor.core.impacts import RESTART
 from auditor.kumo.model import CallSite, PolicyModel
 from auditor.lua.literal import Lit, Table
-from auditor.rules.registry import rule
+from auditor.rules.registry import declare, rule
 
 RATE_KEYS = {
     "max_message_rate",
@@ -379,3 +379,29 @@ def data_file_unreferenced(ctx: Any) -> Iterator[Finding]:
 
 
 DATA_FILE_UNREFERENCED = data_file_unreferenced
+
+
+CONFIG_RELAXED = declare(
+    "C107",
+    "config-relaxed",
+    "warning",
+    "The change relaxes the kumo-audit configuration (a new ignore, a lowered severity or fail_on, a waiver)",
+    doc="""
+The configuration is read from the state being audited, so it is part of the change: a commit can
+carry a new `ignore`, a lowered `fail_on` or severity, a narrower `select`, a new per-path ignore or
+waiver, a removed bound, or a wider threshold together with the policy edit it lets through. Both
+states are judged with the new configuration; this finding names what it stops reporting, so the
+relaxation is reviewed with the change. The configuration cannot hide it.
+""",
+    bad="""
++ignore = ["E104"]   # in the same commit that adds a require of a module that does not exist
+""",
+    good="""
+-- fix the finding, or suppress it inline with a reason and a ticket
+-- kumo-audit: allow(E104) reason="module ships with the next release" ticket=OPS-12
+""",
+    fix="Review the configuration change with the policy change; prefer a reasoned inline "
+    "suppression or waiver with a ticket to a blanket ignore.",
+    suppressible=False,
+    change=True,
+)
