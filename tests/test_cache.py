@@ -24,7 +24,8 @@ class Fact:
 
 
 def entry_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.rglob("*") if p.is_file())
+    bookkeeping = {".written", ".pruned", ".prune.lock"}
+    return sorted(p for p in directory.rglob("*") if p.is_file() and p.name not in bookkeeping)
 
 
 def test_hit_miss_and_stats(tmp_path: Path) -> None:

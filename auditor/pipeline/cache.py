@@ -14,6 +14,14 @@ this user and not writable by others; anyone able to write into `.git/` can alre
 Writes go to a temporary file in the entry's directory and are renamed into place (atomic on POSIX),
 so concurrent writers of one key each leave a complete entry. Any problem with the directory turns
 the disk layer off silently: the cache is an optimisation, never a reason to fail.
+
+Bound: the directory holds at most `max_bytes` of entries (256 MiB by default,
+`KUMO_AUDIT_CACHE_MAX_MB`) plus what is written between two prunes (an eighth of `max_bytes`), and
+no entry unused for `max_age` (30 days, `KUMO_AUDIT_CACHE_MAX_DAYS`). Pruning is opportunistic: every
+write appends one byte per 64 KiB to a journal file, and the writer that finds an eighth of the bound
+written since the last prune (or the last prune a day old) deletes expired entries, then the least
+recently used ones until the directory is under the bound. A hit refreshes an entry's modification
+time (at most hourly), which is its "last used" time. One process prunes at a time (a lock file).
 """
 
 from __future__ import annotations
@@ -44,6 +52,12 @@ FORMAT = 1
 _HEADER = struct.Struct(">4sH32sQ32s")  # magic, format, key digest, payload length, payload digest
 DEFAULT_MEMORY_ENTRIES = 4096
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_AGE = 30 * 86400.0
+_JOURNAL = ".written"  # one byte per started 64 KiB written since the last prune
+_JOURNAL_UNIT = 65536
+_PRUNED = ".pruned"  # its modification time is the last prune
+_PRUNE_LOCK = ".prune.lock"
+_PRUNE_EVERY = 86400.0
 _TOUCH_AFTER = 3600.0  # a hit refreshes the entry's mtime (its "last access") at most hourly
 _STALE_TEMP = 3600.0
 _MISS = object()
@@ -92,10 +106,15 @@ class ContentCache:
         memory_entries: int = DEFAULT_MEMORY_ENTRIES,
         *,
         deferred: bool = False,
+        max_bytes: int | None = None,
+        max_age: float | None = None,
     ) -> None:
         self.directory = Path(directory) if directory is not None else None
         # deferred: new entries reach the disk on `flush()` (after the output is written)
         self._pending: list[tuple[str, str, str, object]] | None = [] if deferred else None
+        env_bytes, env_age = limits_from_env()
+        self.max_bytes = max_bytes if max_bytes is not None else env_bytes
+        self.max_age = max_age if max_age is not None else env_age
         self.stats = CacheStats()
         self._memory: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
         self._memory_entries = memory_entries
@@ -132,12 +151,15 @@ class ContentCache:
             self.put(namespace, content_id, version, value)
         return value
 
-    def prune(self, max_bytes: int = DEFAULT_MAX_BYTES) -> int:
-        """Delete the least recently used entries until the directory holds at most `max_bytes`;
-        also removes abandoned temporary files. Returns the number of files deleted."""
+    def prune(self, max_bytes: int | None = None, max_age: float | None = None) -> int:
+        """Delete entries unused for `max_age` seconds, then the least recently used ones until the
+        directory holds at most `max_bytes`; also removes abandoned temporary files. Returns the
+        number of files deleted."""
         if not self._disk_usable():
             return 0
         assert self.directory is not None
+        max_bytes = self.max_bytes if max_bytes is None else max_bytes
+        max_age = self.max_age if max_age is None else max_age
         now = time.time()
         entries: list[tuple[float, int, str]] = []
         deleted = 0
@@ -153,6 +175,9 @@ class ContentCache:
                         deleted += 1
                     continue
                 if name.endswith(".pkl"):
+                    if now - st.st_mtime > max_age:
+                        deleted += _unlink(path)
+                        continue
                     entries.append((st.st_mtime, st.st_size, path))
         total = sum(size for _, size, _ in entries)
         for _mtime, size, path in sorted(entries):
@@ -162,6 +187,62 @@ class ContentCache:
                 deleted += 1
             total -= size
         return deleted
+
+    def disk_bytes(self) -> int:
+        """Bytes of the entries on disk (what the bound limits)."""
+        if self.directory is None or not self.directory.is_dir():
+            return 0
+        return sum(
+            os.stat(os.path.join(d, n)).st_size
+            for d, _, names in os.walk(self.directory)
+            for n in names
+            if n.endswith(".pkl")
+        )
+
+    def _note_written(self, size: int) -> None:
+        """Journal a write; prune when an eighth of the bound was written since the last prune, or
+        the last prune is a day old."""
+        assert self.directory is not None
+        written = 0
+        try:
+            fd = os.open(self.directory / _JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, b"." * -(-size // _JOURNAL_UNIT))
+                written = os.fstat(fd).st_size * _JOURNAL_UNIT
+            finally:
+                os.close(fd)
+            last = os.stat(self.directory / _PRUNED).st_mtime
+        except FileNotFoundError:
+            last = 0.0
+        except OSError:
+            return
+        if written >= self.max_bytes // 8 or time.time() - last > _PRUNE_EVERY:
+            self._prune_now()
+
+    def _prune_now(self) -> None:
+        """Prune unless another process is pruning this directory."""
+        assert self.directory is not None
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: prune without the lock
+            fcntl = None  # type: ignore[assignment]
+        try:
+            lock = os.open(self.directory / _PRUNE_LOCK, os.O_WRONLY | os.O_CREAT, 0o600)
+        except OSError:
+            return
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    return  # another process is pruning
+            with contextlib.suppress(OSError):
+                os.truncate(self.directory / _JOURNAL, 0)
+            self.prune()
+            with contextlib.suppress(OSError):
+                (self.directory / _PRUNED).touch()
+        finally:
+            os.close(lock)
 
     # -- layers ----------------------------------------------------------------------------------
 
@@ -241,16 +322,31 @@ class ContentCache:
             _unlink(tmp)
             return
         self.stats.writes += 1
+        self._note_written(len(header) + len(payload))
 
 
-_temp_counter = 0
+def limits_from_env() -> tuple[int, float]:
+    """(max_bytes, max_age) from `KUMO_AUDIT_CACHE_MAX_MB` and `KUMO_AUDIT_CACHE_MAX_DAYS`; the
+    defaults when unset or not a positive number."""
+
+    def positive(name: str) -> float | None:
+        try:
+            value = float(os.environ.get(name, ""))
+        except ValueError:
+            return None
+        return value if value > 0 else None
+
+    mb = positive("KUMO_AUDIT_CACHE_MAX_MB")
+    days = positive("KUMO_AUDIT_CACHE_MAX_DAYS")
+    return (
+        int(mb * 1024 * 1024) if mb else DEFAULT_MAX_BYTES,
+        days * 86400.0 if days else DEFAULT_MAX_AGE,
+    )
 
 
 def _temp_name() -> str:
-    """Unique among processes (pid), threads and calls; `tempfile` costs more to import than this."""
-    global _temp_counter
-    _temp_counter += 1
-    return f".tmp-{os.getpid()}-{threading.get_ident()}-{_temp_counter}-{time.monotonic_ns()}"
+    """Unique among processes, threads and calls; `tempfile` costs more to import than this."""
+    return f".tmp-{os.getpid()}-{threading.get_ident()}-{os.urandom(8).hex()}"
 
 
 def _key_digest(namespace: str, content_id: str, version: str) -> bytes:
