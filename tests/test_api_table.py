@@ -22,8 +22,8 @@ from auditor.kumo.api import (
     cache_dir,
     load_api,
     parse_api,
-    parse_type,
 )
+from auditor.kumo.types import parse as parse_type
 
 # Every function documented under docs/reference/kumo/, docs/reference/kumo.<module>/ and the
 # module pages (kumo.string, kumo.regex, redis, sqlite, tsa, proxy) of KumoMTA 2026.06.23

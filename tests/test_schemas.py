@@ -9,7 +9,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from auditor.commands.schema_files import GENERATORS, CheckOutput, generate, stale, type_expr_schema
+from auditor.commands.schema_files import GENERATORS, CheckOutput, generate, stale
+from auditor.kumo.types import json_schema as type_expr_schema
 from tests.conftest import ROOT, run_cli
 
 SCHEMAS = ROOT / "schemas"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.change.changeset import ChangeSet, compute
+from auditor.change.changeset import ChangeSet, compute, unloadable
 from auditor.config.settings import Config
 from auditor.core.errors import AuditError
 from auditor.core.findings import Finding, Suppression, dedupe_fingerprints
@@ -81,19 +81,6 @@ class ChangeResult:
                 for v in self.change.value_changes
             ],
         }
-
-
-LOAD_ERRORS = ("E101", "E102", "E105")
-
-
-def unloadable(result: AuditResult) -> set[str]:
-    """Lua files of a state that KumoMTA could not load: their model is incomplete."""
-    lua = set(result.context.model.modules) | {result.entry}
-    return {
-        f.path
-        for f in result.findings
-        if f.code in LOAD_ERRORS and (f.path in lua or f.path.endswith(".lua"))
-    }
 
 
 def audit_change(

@@ -161,8 +161,6 @@ def compute(base: AuditResult | None, head: AuditResult) -> ChangeSet:
     before, after = _Side(base), _Side(head)
     change = ChangeSet()
     scrub = Scrubber(base, head)
-    from auditor.change.audit import unloadable
-
     broken = unloadable(head)
     old_modules = set(before.model.modules) if before.model else set()
     for path in sorted(old_modules | set(after.model.modules) | broken):  # type: ignore[union-attr]
@@ -558,3 +556,16 @@ def _findings_delta(base: AuditResult | None, head: AuditResult, change: ChangeS
 
 
 __all__ = ["TTL", "ChangeSet", "ValueChange", "compute", "diff_values"]
+
+
+LOAD_ERRORS = ("E101", "E102", "E105")
+
+
+def unloadable(result: AuditResult) -> set[str]:
+    """Lua files of a state that KumoMTA could not load: their model is incomplete."""
+    lua = set(result.context.model.modules) | {result.entry}
+    return {
+        f.path
+        for f in result.findings
+        if f.code in LOAD_ERRORS and (f.path in lua or f.path.endswith(".lua"))
+    }

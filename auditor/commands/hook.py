@@ -28,23 +28,8 @@ import sys
 from pathlib import Path
 
 from auditor.core.errors import AuditError, UsageError
-
-# Mirrors auditor.pipeline.stages.ENTRY_CANDIDATES (not imported: the quick "nothing to audit" path stays light).
-ENTRY_CANDIDATES = (
-    "init.lua",
-    "policy/init.lua",
-    "etc/policy/init.lua",
-    "opt/kumomta/etc/policy/init.lua",
-)
-
-IMPACT_CONSEQUENCE = {
-    "none": "no effect on KumoMTA (comments or formatting only)",
-    "epoch": "live at the next config epoch (about 10 s)",
-    "ttl": "live only when cache entries expire (up to their TTL)",
-    "unmonitored": "not seen by the config monitor: it needs an explicit config epoch bump",
-    "restart": "it needs a kumod restart",
-    "blocked": "it must not be deployed",
-}
+from auditor.core.impacts import CONSEQUENCE
+from auditor.kumo.paths import ENTRY_CANDIDATES
 
 MAX_PRINTED = 50
 
@@ -264,9 +249,11 @@ def impact_line(report) -> str:  # type: ignore[no-untyped-def]
     impact = change.impact
     names = list(dict.fromkeys(e.element for e in change.elements if e.impact == impact))
     if not names:
-        return f"reload impact: {impact}: {IMPACT_CONSEQUENCE.get(impact, impact)}"
+        return f"reload impact: {impact}: {CONSEQUENCE.get(impact, impact)}"
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    return f"reload impact: {impact}: this commit changes {shown}: {IMPACT_CONSEQUENCE.get(impact, impact)}"
+    return (
+        f"reload impact: {impact}: this commit changes {shown}: {CONSEQUENCE.get(impact, impact)}"
+    )
 
 
 def run_pre_commit(args: argparse.Namespace) -> int:
@@ -466,13 +453,7 @@ def run_lint(args: argparse.Namespace) -> int:
     return 1 if at_or_above(shown, threshold) else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m auditor.commands.hook HOOK ...`: what the installed Git hooks run (the same as
-    `kumo-audit hook HOOK ...`)."""
-    from auditor.cli import main as cli_main
+if __name__ == "__main__":  # `python -m auditor.commands.hook HOOK ...`, what installed hooks run
+    from auditor.cli import main
 
-    return cli_main(["hook", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["hook", *sys.argv[1:]]))

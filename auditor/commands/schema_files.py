@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from auditor.core.decisions import IMPACTS
+
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_BASE = "https://kumo-audit.invalid/schemas/"
 
@@ -35,7 +37,7 @@ class _Open(BaseModel):
 
 
 SeverityName = Literal["error", "warning", "info"]
-ImpactName = Literal["none", "epoch", "ttl", "unmonitored", "restart", "blocked"]
+ImpactName = Literal[IMPACTS]  # type: ignore[valid-type]
 
 
 class SuppressionOut(_Closed):
@@ -129,68 +131,6 @@ class CheckOutput(_Closed):
     resolved: list[FindingOut] | None = None
     """Change audits only: findings of the base state the change removes."""
     change: ChangeOut | None = None
-
-
-# ---------------------------------------------------------------------------------------------
-# helper data: JSON Schema of the value grammar used by auditor.kumo.values
-
-_SCALAR_SCHEMAS: dict[str, dict[str, Any]] = {
-    "string": {"type": "string"},
-    "boolean": {"type": "boolean"},
-    "integer": {"type": "integer"},
-    "unsigned": {"type": "integer", "minimum": 0},
-    "port": {"type": "integer", "minimum": 0, "maximum": 65535},
-    "number": {"type": "number"},
-    "duration": {"type": ["string", "number"], "description": 'a duration, e.g. "5 minutes"'},
-    "rate": {"type": "string", "description": 'a rate, e.g. "100/s"'},
-    "limit": {"type": ["integer", "string"], "description": 'a limit, e.g. 10 or "local:5"'},
-    "cidr": {"type": "string", "description": "an IP address or CIDR network"},
-    "ip": {"type": "string", "description": "an IP address"},
-    "socket_address": {"type": "string", "description": "an address with a port"},
-    "size": {"type": ["integer", "string"], "description": 'a size, e.g. 1048576 or "1 MB"'},
-    "key_source": {
-        "type": ["string", "object"],
-        "description": "a file path, or a key-source table (key_data, vault_*)",
-    },
-    "table": {"type": "object"},
-    "function": {},
-    "any": {},
-}
-
-
-def _split_top(expr: str) -> list[str]:
-    parts, depth, start = [], 0, 0
-    for index, char in enumerate(expr):
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "|" and depth == 0:
-            parts.append(expr[start:index].strip())
-            start = index + 1
-    parts.append(expr[start:].strip())
-    return parts
-
-
-def type_expr_schema(type_expr: str) -> dict[str, Any]:
-    """JSON Schema for a type expression of `auditor.kumo.values.check_type`'s grammar."""
-    alternatives = _split_top(type_expr.strip())
-    if len(alternatives) > 1:
-        return {"anyOf": [type_expr_schema(alt) for alt in alternatives]}
-    expr = alternatives[0]
-    head, paren, inner = expr.partition("(")
-    if paren:
-        inner = inner[:-1]
-        if head == "enum":
-            return {"enum": _split_top(inner)}
-        if head == "list":
-            return {"type": "array", "items": type_expr_schema(inner)}
-        if head == "map":
-            return {"type": "object", "additionalProperties": type_expr_schema(inner)}
-        raise ValueError(f"unknown type constructor {head!r}")
-    if expr == "cidr_list":
-        return {"type": "array", "items": _SCALAR_SCHEMAS["cidr"]}
-    return dict(_SCALAR_SCHEMAS[expr])
 
 
 # ---------------------------------------------------------------------------------------------

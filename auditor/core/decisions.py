@@ -1,4 +1,7 @@
-"""Names the command line needs without importing the entry model (kept in step with `model.Decision`)."""
+"""Runbook decisions: the one list of what a runbook entry may record (the entry model and the
+command line both read it)."""
+
+from auditor.core.impacts import ORDER
 
 DECISIONS: tuple[str, ...] = (
     "accepted",
@@ -13,5 +16,5 @@ DECISIONS: tuple[str, ...] = (
     "note",
     "checkpoint",
 )
-IMPACTS: tuple[str, ...] = ("none", "epoch", "ttl", "unmonitored", "restart", "blocked")
+IMPACTS: tuple[str, ...] = ORDER
 DEFAULT_BRANCH = "kumo-runbook"

@@ -24,6 +24,17 @@ MEANING = {
 }
 
 
+# What each class means for the person committing (one line, for the hook).
+CONSEQUENCE = {
+    NONE: "no effect on KumoMTA (comments or formatting only)",
+    EPOCH: "live at the next config epoch (about 10 s)",
+    TTL: "live only when cache entries expire (up to their TTL)",
+    UNMONITORED: "not seen by the config monitor: it needs an explicit config epoch bump",
+    RESTART: "it needs a kumod restart",
+    BLOCKED: "it must not be deployed",
+}
+
+
 def strongest(impacts: list[str]) -> str:
     return max(impacts, key=ORDER.index, default=NONE)
 

@@ -12,6 +12,10 @@ import os
 import re
 from typing import Any, Literal
 
+from auditor.core.data_codes import (
+    DATA_SYNTAX_ERROR,
+    DATA_UNQUOTED_DOMAIN,
+)
 from auditor.core.findings import Finding, Span
 from auditor.data import fast
 from auditor.data.locate import (
@@ -22,10 +26,6 @@ from auditor.data.locate import (
     load_located,
 )
 from auditor.data.result import DataResult
-from auditor.rules.data import (
-    DATA_SYNTAX_ERROR,
-    DATA_UNQUOTED_DOMAIN,
-)
 
 
 def detect_format(path: str) -> Literal["toml", "json"]:

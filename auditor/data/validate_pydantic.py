@@ -12,12 +12,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from auditor.core.data_codes import DATA_INVALID_VALUE, DATA_SYNTAX_ERROR, DATA_UNKNOWN_FIELD
 from auditor.core.findings import Finding, Span
 from auditor.data.locate import Located, Path, render_path
 from auditor.data.schemas import FORMATS, DataFormat
 from auditor.data.schemas.egress import SECRET_FIELDS
 from auditor.kumo.values import describe
-from auditor.rules.data import DATA_INVALID_VALUE, DATA_SYNTAX_ERROR, DATA_UNKNOWN_FIELD
 
 
 def schema_findings(

@@ -16,7 +16,7 @@ from auditor.rules.suppression import (
 )
 
 if TYPE_CHECKING:
-    from auditor.pipeline.stages import AuditContext
+    from auditor.rules.context import AuditContext
 
 
 def code_matches(code: str, patterns: list[str]) -> bool:

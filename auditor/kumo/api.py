@@ -67,49 +67,6 @@ PHASES = frozenset(
 SETUP_RETURNS = frozenset({"handler", "object", "function", "none"})
 DATA_FORMATS = frozenset({"sources", "queues", "shaping", "listener_domains", "dkim", ""})
 FILES_FROM = frozenset({"arg", "option:file_names", "option:extra_files", ""})
-SCALAR_TYPES = frozenset(
-    {
-        "string",
-        "boolean",
-        "integer",
-        "number",
-        "duration",
-        "rate",
-        "limit",
-        "cidr",
-        "cidr_list",
-        "ip",
-        "socket_address",
-        "size",
-        "key_source",
-        "table",
-        "function",
-        "any",
-    }
-)
-
-
-def parse_type(expr: str) -> tuple[str, tuple[Any, ...]]:
-    """Parse a param type expression into ``(head, args)``; raise ``ValueError`` if invalid.
-
-    ``"list(map(rate))"`` -> ``("list", (("map", (("rate", ()),)),))``;
-    ``"enum(A|B)"`` -> ``("enum", ("A", "B"))``.
-    """
-    expr = expr.strip()
-    if expr in SCALAR_TYPES:
-        return expr, ()
-    head, sep, rest = expr.partition("(")
-    if not sep or not rest.endswith(")"):
-        raise ValueError(f"unknown type {expr!r}")
-    inner = rest[:-1]
-    if head == "enum":
-        members = tuple(m.strip() for m in inner.split("|"))
-        if not members or not all(m.isidentifier() for m in members):
-            raise ValueError(f"bad enum members in {expr!r}")
-        return head, members
-    if head in ("list", "map"):
-        return head, (parse_type(inner),)
-    raise ValueError(f"unknown type constructor {head!r} in {expr!r}")
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from auditor.core.findings import Finding, Span
+from auditor.core.load_codes import LUA_SYNTAX_ERROR, MISSING_FILE, UNREADABLE_FILE
 from auditor.kumo.api import KumoApi
 from auditor.kumo.model import ModelBuilder, PolicyModel, builtin_modules
 from auditor.kumo.paths import PathMap
 from auditor.lua.facts import FileFacts
-from auditor.rules.load import LUA_SYNTAX_ERROR, MISSING_FILE, UNREADABLE_FILE
 from auditor.source.snapshot import FileProblem, Snapshot
 
 LUA_STDLIB = frozenset(

@@ -215,7 +215,7 @@ class ModelBuilder:
                 self._load_module(target, module_name, (*chain, path))
 
     def _report_cycle(self, path: str, call: CallFact, chain: tuple[str, ...], target: str) -> None:
-        from auditor.rules.load import REQUIRE_CYCLE
+        from auditor.core.load_codes import REQUIRE_CYCLE
 
         start = chain.index(target) if target in chain else 0
         loop = " -> ".join((*chain[start:], target))

@@ -20,6 +20,14 @@ PACKAGE_PATH = (
     "/opt/kumomta/etc/policy/?/init.lua",
 )
 
+# Where the policy entry file sits in an audited tree, tried in order when none is configured.
+ENTRY_CANDIDATES = (
+    "init.lua",
+    "policy/init.lua",
+    "etc/policy/init.lua",
+    "opt/kumomta/etc/policy/init.lua",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class PathMap:

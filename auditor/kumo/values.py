@@ -10,8 +10,10 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from collections.abc import Sequence
 from typing import Any
+
+from auditor.kumo.types import Type
+from auditor.kumo.types import parse as parse_type
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -394,21 +396,6 @@ def _check_key_source(value: object) -> str | None:
 # The type grammar
 
 
-def _split_top(text: str, sep: str) -> list[str]:
-    """Split on `sep` outside parentheses."""
-    parts, depth, start = [], 0, 0
-    for index, char in enumerate(text):
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == sep and depth == 0:
-            parts.append(text[start:index])
-            start = index + 1
-    parts.append(text[start:])
-    return [p.strip() for p in parts]
-
-
 def _parser_check(fn: Any, what: str) -> Any:
     def check(value: object) -> str | None:
         try:
@@ -478,21 +465,18 @@ _EXPECTED = {
 }
 
 
-def expected_text(type_expr: str) -> str:
+def expected_text(type_expr: str | Type) -> str:
     """Human wording of what a type expression accepts."""
-    alternatives = _split_top(type_expr.strip(), "|")
-    if len(alternatives) > 1:
-        return " or ".join(expected_text(a) for a in alternatives)
-    expr = alternatives[0]
-    head, _, inner = expr.partition("(")
-    inner = inner[:-1] if inner.endswith(")") else inner
+    head, args = parse_type(type_expr) if isinstance(type_expr, str) else type_expr
+    if head == "alt":
+        return " or ".join(expected_text(a) for a in args)
     if head == "enum":
-        return "one of " + ", ".join(repr(v) for v in _split_top(inner, "|"))
+        return "one of " + ", ".join(repr(v) for v in args)
     if head == "list":
-        return f"a list of {_plural(expected_text(inner))}"
+        return f"a list of {_plural(expected_text(args[0]))}"
     if head == "map":
-        return f"a table of {_plural(expected_text(inner))}"
-    return _EXPECTED.get(expr, expr)
+        return f"a table of {_plural(expected_text(args[0]))}"
+    return _EXPECTED.get(head, head)
 
 
 def _plural(text: str) -> str:
@@ -502,17 +486,19 @@ def _plural(text: str) -> str:
     return text
 
 
-def find_type_error(type_expr: str, value: object) -> tuple[tuple[str | int, ...], str] | None:
+def find_type_error(
+    type_expr: str | Type, value: object
+) -> tuple[tuple[str | int, ...], str] | None:
     """(sub-path inside `value`, message) of the first violation of `type_expr`, or None.
 
     The sub-path lets callers point at the offending list element or table entry.
     """
     if is_unknown(value):
         return None
-    expr = type_expr.strip()
-    alternatives = _split_top(expr, "|")
-    if len(alternatives) > 1:
-        errors = [find_type_error(alt, value) for alt in alternatives]
+    parsed = parse_type(type_expr) if isinstance(type_expr, str) else type_expr
+    head, args = parsed
+    if head == "alt":
+        errors = [find_type_error(alt, value) for alt in args]
         if any(e is None for e in errors):
             return None
         # prefer the message of an alternative whose basic shape matched (deeper path or parser text)
@@ -522,46 +508,36 @@ def find_type_error(type_expr: str, value: object) -> tuple[tuple[str | int, ...
         shaped = [e for e in errors if e and "got " not in e[1]]
         if len(shaped) == 1:
             return shaped[0]
-        return (), f"expected {expected_text(expr)}, got {describe(value)}"
-    head, paren, inner = expr.partition("(")
-    if paren:
-        if not inner.endswith(")"):
-            raise ValueError(f"malformed type expression {type_expr!r}")
-        inner = inner[:-1]
-        if head == "enum":
-            choices = _split_top(inner, "|")
-            if isinstance(value, str) and value in choices:
-                return None
-            if isinstance(value, str):
-                return (), f"{value!r} is not one of {', '.join(repr(c) for c in choices)}"
-            return (), f"expected {expected_text(expr)}, got {describe(value)}"
-        if head == "list":
-            if isinstance(value, dict) and not value:
-                return None
-            if not isinstance(value, list | tuple):
-                return (), f"expected {expected_text(expr)}, got {describe(value)}"
-            for index, item in enumerate(value):
-                error = find_type_error(inner, item)
-                if error:
-                    return (index, *error[0]), error[1]
+        return (), f"expected {expected_text(parsed)}, got {describe(value)}"
+    if head == "enum":
+        if isinstance(value, str) and value in args:
             return None
-        if head == "map":
-            if isinstance(value, list | tuple) and not value:
-                return None
-            if not isinstance(value, dict):
-                return (), f"expected {expected_text(expr)}, got {describe(value)}"
-            for key, item in value.items():
-                error = find_type_error(inner, item)
-                if error:
-                    return (key, *error[0]), error[1]
+        if isinstance(value, str):
+            return (), f"{value!r} is not one of {', '.join(repr(c) for c in args)}"
+        return (), f"expected {expected_text(parsed)}, got {describe(value)}"
+    if head == "list":
+        if isinstance(value, dict) and not value:
             return None
-        raise ValueError(f"unknown type constructor {head!r} in {type_expr!r}")
-    if expr == "cidr_list":
+        if not isinstance(value, list | tuple):
+            return (), f"expected {expected_text(parsed)}, got {describe(value)}"
+        for index, item in enumerate(value):
+            error = find_type_error(args[0], item)
+            if error:
+                return (index, *error[0]), error[1]
+        return None
+    if head == "map":
+        if isinstance(value, list | tuple) and not value:
+            return None
+        if not isinstance(value, dict):
+            return (), f"expected {expected_text(parsed)}, got {describe(value)}"
+        for key, item in value.items():
+            error = find_type_error(args[0], item)
+            if error:
+                return (key, *error[0]), error[1]
+        return None
+    if head == "cidr_list":
         return find_type_error("list(cidr)", value)
-    check = _SCALARS.get(expr)
-    if check is None:
-        raise ValueError(f"unknown type {expr!r}")
-    message = check(value)
+    message = _SCALARS[head](value)
     return None if message is None else ((), message)
 
 
@@ -584,13 +560,4 @@ def check_type(type_expr: str, value: object) -> str | None:
 
 def validate_type_expr(type_expr: str) -> None:
     """Raise ValueError if `type_expr` is not in the grammar (for checking data tables at load)."""
-    alternatives: Sequence[str] = _split_top(type_expr.strip(), "|")
-    for alt in alternatives:
-        head, paren, inner = alt.partition("(")
-        if paren:
-            if not inner.endswith(")") or head not in ("enum", "list", "map"):
-                raise ValueError(f"malformed type expression {type_expr!r}")
-            if head != "enum":
-                validate_type_expr(inner[:-1])
-        elif alt != "cidr_list" and alt not in _SCALARS:
-            raise ValueError(f"unknown type {alt!r} in {type_expr!r}")
+    parse_type(type_expr)

@@ -12,34 +12,14 @@ from auditor.config.settings import DEFAULT, Config
 from auditor.core.errors import AuditError
 from auditor.core.findings import Finding, Severity, Span, Suppression, dedupe_fingerprints
 from auditor.kumo.digest import api_table_digest
-from auditor.kumo.paths import PathMap
+from auditor.kumo.paths import ENTRY_CANDIDATES, PathMap
+from auditor.rules.context import AuditContext
 from auditor.source.snapshot import FileProblem, Snapshot
 
 if TYPE_CHECKING:  # the pipeline's modules load only when a tree is actually audited
     from auditor.kumo.api import KumoApi
     from auditor.kumo.loader import PolicyLoader
     from auditor.kumo.model import PolicyModel
-
-ENTRY_CANDIDATES = (
-    "init.lua",
-    "policy/init.lua",
-    "etc/policy/init.lua",
-    "opt/kumomta/etc/policy/init.lua",
-)
-
-
-@dataclass
-class AuditContext:
-    """Everything a rule may read."""
-
-    model: PolicyModel
-    api: KumoApi
-    config: Config
-    snapshot: Snapshot
-    texts: dict[str, str]
-    data: dict[str, Any] = field(
-        default_factory=dict
-    )  # tree path -> auditor.data.validate.DataResult
 
 
 @dataclass
@@ -394,10 +374,10 @@ def data_file_model(
     snapshot: Snapshot, entry: str, path_map: PathMap, api: KumoApi, kind: str | None
 ) -> Any:
     """A model holding one data file as if a helper loaded it (`check shaping.toml`)."""
+    from auditor.core.load_codes import UNREADABLE_FILE
     from auditor.data.role import KINDS, infer_role
     from auditor.kumo.loader import LoadResult, decode_text
     from auditor.kumo.model import DataRef, PolicyModel
-    from auditor.rules.load import UNREADABLE_FILE
 
     model = PolicyModel(entry, path_map, api)
     try:
@@ -430,8 +410,8 @@ def load_data_files(
     cached: Callable[[str, str, Callable[[], object]], object] | None,
 ) -> Iterable[Finding]:
     """Validate every data file the policy loads (once per file); report missing ones at the reference."""
+    from auditor.core.load_codes import MISSING_FILE, UNREADABLE_FILE
     from auditor.kumo.loader import decode_text
-    from auditor.rules.load import MISSING_FILE, UNREADABLE_FILE
 
     seen: set[str] = set()
     for ref in context.model.data_refs:
@@ -495,9 +475,9 @@ def load_data_files(
 
 def parse_plain_data(path: str, text: str) -> Any:
     """A data file loaded directly (`kumo.toml_load`, `kumo.serde.json_load`): syntax only (E103)."""
+    from auditor.core.data_codes import DATA_SYNTAX_ERROR
     from auditor.data.locate import DataSyntaxError, load_located
     from auditor.data.result import DataResult
-    from auditor.rules.data import DATA_SYNTAX_ERROR
 
     if not path.endswith((".toml", ".json")):
         return DataResult(None, None, [])  # YAML, JSON5, ...: not parsed here

@@ -6,50 +6,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.core.findings import Finding, Severity, Span
-
-CATEGORIES = {
-    "E1": "load",
-    "E2": "api",
-    "E3": "data",
-    "E4": "reference",
-    "R": "reload",
-    "S": "security",
-    "D": "delivery",
-    "C": "change",
-    "X": "suppression",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class RuleMeta:
-    code: str
-    name: str
-    severity: Severity
-    category: str
-    summary: str
-    doc: str
-    bad: str
-    good: str
-    fix: str
-    suppressible: bool = True
-    change: bool = False  # only runs when auditing a change between two states
-
-    def finding(
-        self, path: str, span: Span, message: str, *, key: str = "", fix: str | None = None
-    ) -> Finding:
-        """Build a finding of this rule; `key` is the semantic identity used for the fingerprint."""
-        return Finding(
-            code=self.code,
-            name=self.name,
-            severity=self.severity,
-            message=message,
-            path=path,
-            span=span,
-            key=key,
-            fix=self.fix if fix is None else fix,
-        )
-
+from auditor.core.codes import RuleMeta, make_meta, prefix_of
+from auditor.core.findings import Finding
 
 CheckFn = Callable[[Any], Iterable[Finding]]
 
@@ -70,10 +28,6 @@ _RULES: dict[str, Rule] = {}
 _NAMES: dict[str, str] = {}
 
 
-def category_of(code: str) -> str:
-    return CATEGORIES.get(code[:2]) or CATEGORIES.get(code[:1], "other")
-
-
 def register(meta: RuleMeta, check: CheckFn | None) -> Rule:
     if meta.code in _RULES:
         raise DuplicateRuleError(f"rule code {meta.code} is registered twice")
@@ -85,6 +39,13 @@ def register(meta: RuleMeta, check: CheckFn | None) -> Rule:
     _RULES[meta.code] = rule_obj
     _NAMES[meta.name] = meta.code
     return rule_obj
+
+
+def register_all(module: Any) -> None:
+    """Register every code metadata (RuleMeta) a module defines, as produced by a pipeline stage."""
+    for value in vars(module).values():
+        if isinstance(value, RuleMeta):
+            register(value, None)
 
 
 def declare(
@@ -123,36 +84,7 @@ def rule(
     return wrap
 
 
-def make_meta(code: str, name: str, severity: str, summary: str, **kw: Any) -> RuleMeta:
-    return RuleMeta(
-        code=code,
-        name=name,
-        severity=Severity.parse(severity),
-        category=category_of(code),
-        summary=summary,
-        doc=kw["doc"].strip(),
-        bad=kw["bad"].strip("\n"),
-        good=kw["good"].strip("\n"),
-        fix=kw["fix"].strip(),
-        suppressible=kw["suppressible"],
-        change=kw["change"],
-    )
-
-
 _loaded: set[str] = set()
-
-# Which family module defines the codes with a prefix (see auditor.rules.FAMILIES).
-_FAMILY_OF_PREFIX = {
-    "E1": "load",
-    "E2": "api_use",
-    "E3": "data",
-    "E4": "references",
-    "R": "reload",
-    "S": "security",
-    "D": "delivery",
-    "C": "change",
-    "X": "suppression",
-}
 
 
 def _ensure_loaded(code: str | None = None) -> None:
@@ -163,8 +95,8 @@ def _ensure_loaded(code: str | None = None) -> None:
 
     families = FAMILIES
     if code is not None:
-        family = _FAMILY_OF_PREFIX.get(code[:2]) or _FAMILY_OF_PREFIX.get(code[:1])
-        families = (family,) if family else FAMILIES
+        found = prefix_of(code)
+        families = (found.family,) if found else FAMILIES
     for family in families:
         if family not in _loaded:
             _loaded.add(family)
@@ -181,6 +113,8 @@ def get(code: str) -> Rule | None:
     code = code.upper()
     if code not in _RULES:
         _ensure_loaded(code)
+    if code not in _RULES:  # a code outside its prefix's family (E103 is a data code)
+        _ensure_loaded()
     return _RULES.get(code)
 
 

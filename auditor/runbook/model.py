@@ -16,24 +16,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from auditor.core.decisions import DECISIONS as DECISIONS
+from auditor.core.decisions import IMPACTS
 
 FORMAT = "kumo-audit-runbook/1"
 ID_LENGTH = 16
 SHORT_ID_LENGTH = 7
 
-Decision = Literal[
-    "accepted",
-    "blocked",
-    "restart-required",
-    "promoted",
-    "rolled-back",
-    "drift-detected",
-    "waived",
-    "reload-verified",
-    "upgrade-evaluated",
-    "note",
-    "checkpoint",
-]
+Decision = Literal[DECISIONS]  # type: ignore[valid-type]
 ActorKind = Literal["human", "ci", "daemon"]
 ResolvedBy = Literal["override", "sudo", "git-config", "ci", "host-identity", "login", "explicit"]
 
@@ -101,7 +90,7 @@ class ReloadImpact(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    impact: Literal["none", "epoch", "ttl", "unmonitored", "restart", "blocked"]
+    impact: Literal[IMPACTS]  # type: ignore[valid-type]
     elements: list[dict[str, Any]] = Field(default_factory=list)
 
 

@@ -71,16 +71,14 @@ def typed(type_expr: str, *, optional: bool = True) -> Any:
     """A value of the `values.check_type` grammar, e.g. ``typed("duration")``."""
     from pydantic import WithJsonSchema
 
-    from auditor.commands.schema_files import (
-        type_expr_schema,  # the published JSON Schema shows the type
-    )
+    from auditor.kumo.types import json_schema  # the published JSON Schema shows the type
 
     value_type = checked(
         lambda value: find_type_error(type_expr, value),
         optional=optional,
         marker=Check("type", type_expr, optional),
     )
-    return Annotated[value_type, WithJsonSchema(type_expr_schema(type_expr))]
+    return Annotated[value_type, WithJsonSchema(json_schema(type_expr))]
 
 
 def table_entry(model: type[BaseModel], what: str) -> Any:
