@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from auditor.change.changeset import ChangeSet, compute, unloadable
@@ -160,3 +161,26 @@ def _config_relaxations(base: Snapshot | None, head: Snapshot, source: str | Non
         except (OSError, FileProblem):
             text = None
     return relaxation_findings(base_config, head_config, path, text)
+
+
+def audit_git_change(
+    repo: Path,
+    base: str | None,
+    head: str,
+    options: AuditOptions | None = None,
+    subdir: str | None = None,
+) -> ChangeResult:
+    """`audit_change` of two states of a Git repository: "INDEX", "WORKTREE" or a revision (base
+    None: no previous state), with the policy in `subdir` of the repository."""
+    from auditor.source.git_snapshot import open_snapshot
+
+    head_snapshot = open_snapshot(repo, head, subdir or None)
+    try:
+        base_snapshot = open_snapshot(repo, base, subdir or None) if base else None
+        try:
+            return audit_change(base_snapshot, head_snapshot, options)
+        finally:
+            if base_snapshot is not None:
+                base_snapshot.close()
+    finally:
+        head_snapshot.close()

@@ -97,19 +97,11 @@ def audit_options(args: argparse.Namespace, cached=None):  # type: ignore[no-unt
 
 def run_audit(args: argparse.Namespace, where: Located, base_spec: str | None, head_spec: str):  # type: ignore[no-untyped-def]
     """Audit head_spec as a change from base_spec (None: no previous state)."""
-    from auditor.change import audit_change
+    from auditor.change import audit_git_change
     from auditor.pipeline.cache import parse_cache_for
-    from auditor.source.git_snapshot import open_snapshot
 
     options = audit_options(args, parse_cache_for(where.repo))
-    head = open_snapshot(where.repo, head_spec, where.subdir or None)
-    base = open_snapshot(where.repo, base_spec, where.subdir or None) if base_spec else None
-    try:
-        report = audit_change(base, head, options)
-    finally:
-        for snapshot in (base, head):
-            if snapshot is not None:
-                snapshot.close()
+    report = audit_git_change(where.repo, base_spec, head_spec, options, where.subdir)
     if args.baseline:
         from auditor.filter.baseline import apply_baseline, read_baseline
 

@@ -199,21 +199,6 @@ def under(path: str, subdir: str) -> bool:
     return not subdir or path == subdir or path.startswith(subdir + "/")
 
 
-def _audit_args(args: argparse.Namespace, subdir: str, repo: Path) -> argparse.Namespace:
-    return argparse.Namespace(
-        policy=repo / subdir if subdir else repo,
-        entry=args.entry,
-        config=args.config,
-        path_map=[],
-        select=[],
-        ignore=[],
-        no_suppressions=False,
-        baseline=None,
-        write_baseline=None,
-        fail_on=args.fail_on,
-    )
-
-
 def audit_staged(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """(report, config, located, changed paths) for the index against HEAD, or None when nothing staged
     is under the policy directory."""
@@ -228,11 +213,19 @@ def audit_staged(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     relevant = [p for p in changed if under(p, subdir)]
     if not relevant:
         return None
-    from auditor.commands.change_common import Located, run_audit
+    from auditor.change import audit_git_change
+    from auditor.commands.change_common import Located
+    from auditor.config.settings import load_explicit
+    from auditor.pipeline import AuditOptions
+    from auditor.pipeline.cache import parse_cache_for
 
-    where = Located(repo, subdir)
-    report, config = run_audit(_audit_args(args, subdir, repo), where, head, "INDEX")
-    return report, config, where, relevant, repo_state(repo)
+    options = AuditOptions(
+        config=load_explicit(args.config) if args.config else None,
+        entry=args.entry,
+        cached=parse_cache_for(repo),
+    )
+    report = audit_git_change(repo, head, "INDEX", options, subdir)
+    return report, report.head.context.config, Located(repo, subdir), relevant, repo_state(repo)
 
 
 # -- pre-commit ------------------------------------------------------------------------------------

@@ -36,33 +36,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from auditor.config.settings import load_config
+    from auditor.config.settings import load_explicit
     from auditor.core.errors import UsageError
     from auditor.core.secrets import Redactor, repository_salt
     from auditor.data.effective_shaping import explain_shaping
-    from auditor.kumo.api import load_api
-    from auditor.kumo.loader import PolicyLoader
-    from auditor.pipeline.stages import (
-        AuditContext,
-        find_entry,
-        load_data_files,
-        make_path_map,
-        resolve_target,
-    )
+    from auditor.pipeline import AuditOptions, load
+    from auditor.pipeline.stages import resolve_target
     from auditor.source.snapshot import FsSnapshot
 
     if not args.domain.strip():
         raise UsageError("DOMAIN must not be empty")
     root, entry = resolve_target(args.path)
-    config, _ = load_config(root, args.config)
-    snapshot = FsSnapshot(root, size_limit=config.size_limit)
-    entry = find_entry(snapshot, entry or config.entry)
-    api = load_api()
-    loader = PolicyLoader(snapshot, entry, make_path_map(entry, config), api)
-    loaded = loader.load()
-    context = AuditContext(loaded.model, api, config, snapshot, loaded.texts)
-    for _finding in load_data_files(context, loader, None):
-        pass  # findings are `check`'s business; here only the parsed data is needed
+    options = AuditOptions(config=load_explicit(args.config) if args.config else None, entry=entry)
+    context, _findings = load(FsSnapshot(root), options)  # findings are `check`'s business
     report = explain_shaping(context, args.domain, args.source)
     redactor = Redactor(lambda: repository_salt(root))
     report.settings = [s._replace(value=redactor.value(s.value, s.key)) for s in report.settings]

@@ -16,7 +16,9 @@ from auditor.config.load import config_from_snapshot
 from auditor.config.settings import Config
 
 if TYPE_CHECKING:
+    from auditor.core.findings import Finding
     from auditor.pipeline.stages import AuditResult
+    from auditor.rules.context import AuditContext
     from auditor.source.snapshot import Snapshot
 
 Cached = Callable[[str, str, Callable[[], object]], object]
@@ -86,4 +88,23 @@ def audit(snapshot: Snapshot, options: AuditOptions | None = None) -> AuditResul
         use_suppressions=options.use_suppressions,
         today=options.today,
         kind=options.kind,
+    )
+
+
+def load(
+    snapshot: Snapshot, options: AuditOptions | None = None
+) -> tuple[AuditContext, list[Finding]]:
+    """The loading stages only: the policy model and its parsed data files (the rule context), and
+    the findings of loading; no rules run."""
+    from auditor.pipeline.stages import load_context
+
+    options = options or AuditOptions()
+    config, _ = resolve_config(snapshot, options)
+    snapshot.size_limit = config.size_limit
+    return load_context(
+        snapshot,
+        config,
+        entry=options.entry,
+        path_map_overrides=dict(options.path_map),
+        cached=options.cached,
     )

@@ -404,6 +404,31 @@ def data_file_model(
     return LoadResult(model, [], {})
 
 
+def load_context(
+    snapshot: Snapshot,
+    config: Config = DEFAULT,
+    *,
+    entry: str | None = None,
+    path_map_overrides: dict[str, str] | None = None,
+    cached: Callable[[str, str, Callable[[], object]], object] | None = None,
+) -> tuple[AuditContext, list[Finding]]:
+    """The first stages only (load the policy, parse its data files): the rule context and the
+    findings of loading, without running the rules (for commands that explain the model)."""
+    from auditor.kumo.api import load_api
+    from auditor.kumo.loader import PolicyLoader
+
+    api = load_api(config.kumomta_release)
+    entry = find_entry(snapshot, entry or config.entry)
+    loader = PolicyLoader(
+        snapshot, entry, make_path_map(entry, config, path_map_overrides), api, cached
+    )
+    loaded = loader.load()
+    context = AuditContext(loaded.model, api, config, snapshot, loaded.texts)
+    findings = list(loaded.findings)
+    findings.extend(load_data_files(context, loader, cached))
+    return context, findings
+
+
 def load_data_files(
     context: AuditContext,
     loader: PolicyLoader,
