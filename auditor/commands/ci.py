@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from auditor.commands.ci_env import detect
+    from auditor.core.ci import detect
     from auditor.source.git import commits_between, merge_base, resolve_rev
 
     where = locate(args.policy)

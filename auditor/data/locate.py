@@ -19,7 +19,7 @@ from auditor.core.findings import Span
 from auditor.core.lazyre import lazy
 
 PathKey = str | int
-Path = tuple[PathKey, ...]
+KeyPath = tuple[PathKey, ...]
 
 # serde_json's default recursion limit: deeper documents are refused by KumoMTA's JSON loader.
 JSON_MAX_DEPTH = 128
@@ -54,7 +54,7 @@ class TableHeader:
 
     raw: str
     segments: tuple[KeySegment, ...]
-    path: Path  # resolved path of the table it opens (array elements include their index)
+    path: KeyPath  # resolved path of the table it opens (array elements include their index)
     span: Span
     is_array: bool
 
@@ -88,11 +88,11 @@ class Located:
     headers: list[TableHeader] = field(default_factory=list)
     problems: list[DataSyntaxError] = field(default_factory=list)  # non-fatal (BOM, duplicates)
     _lines: _Lines | None = None
-    _keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
-    _values: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    _keys: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
+    _values: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
     _json: _JsonLocator | None = None
 
-    def _lookup(self, path: Path, *, key: bool) -> Span:
+    def _lookup(self, path: KeyPath, *, key: bool) -> Span:
         assert self._lines is not None
         path = tuple(path)
         if self._json is not None:
@@ -113,15 +113,15 @@ class Located:
             path = path[:-1]
         return Span.point(1, 1)
 
-    def key_span(self, path: Path) -> Span:
+    def key_span(self, path: KeyPath) -> Span:
         """Where the last key of `path` is written (nearest known ancestor if it is not)."""
         return self._lookup(path, key=True)
 
-    def value_span(self, path: Path) -> Span:
+    def value_span(self, path: KeyPath) -> Span:
         """Where the value at `path` is written (for a TOML table: its header)."""
         return self._lookup(path, key=False)
 
-    def has(self, path: Path) -> bool:
+    def has(self, path: KeyPath) -> bool:
         """True if `path` exists in the parsed value."""
         node = self.value
         for part in path:
@@ -314,11 +314,11 @@ class _TomlScanner:
         self.lines = lines
         self.out = located
         self.i = 0
-        self.array_counts: dict[Path, int] = {}
+        self.array_counts: dict[KeyPath, int] = {}
 
     def run(self) -> None:
         text, n = self.text, len(self.text)
-        table: Path = ()
+        table: KeyPath = ()
         while True:
             self.i = _WS_NL.match(text, self.i).end()
             if self.i >= n:
@@ -353,10 +353,10 @@ class _TomlScanner:
                 continue
             return segments
 
-    def _note_key(self, path: Path, start: int, end: int) -> None:
+    def _note_key(self, path: KeyPath, start: int, end: int) -> None:
         self.out._keys.setdefault(path, (start, end))
 
-    def _header(self) -> Path:
+    def _header(self) -> KeyPath:
         text = self.text
         start = self.i
         is_array = text.startswith("[[", start)
@@ -366,7 +366,7 @@ class _TomlScanner:
         end = text.index(close, self.i) + len(close)
         self.i = end
         # every prefix is a table (or the current element of an array of tables)
-        path: Path = ()
+        path: KeyPath = ()
         for index, (name, _quoted, s_start, s_end) in enumerate(segments):
             last = index == len(segments) - 1
             path = (*path, name)
@@ -396,7 +396,7 @@ class _TomlScanner:
         )
         return path
 
-    def _keyval(self, table: Path) -> None:
+    def _keyval(self, table: KeyPath) -> None:
         segments = self._key()
         path = table
         for name, _quoted, s_start, s_end in segments:
@@ -409,7 +409,7 @@ class _TomlScanner:
         self._value(path)
 
     # values --------------------------------------------------------------------------------
-    def _value(self, path: Path) -> None:
+    def _value(self, path: KeyPath) -> None:
         text = self.text
         start = self.i
         char = text[start]
@@ -613,7 +613,7 @@ class _JsonLocator:
         self.decoder = json.JSONDecoder()
         self.objects: dict[int, dict[str, tuple[tuple[int, int], tuple[int, int]]]] = {}
         self.arrays: dict[int, tuple[list[tuple[int, int]], int]] = {}
-        self.cache: dict[Path, tuple[tuple[int, int] | None, tuple[int, int]] | None] = {}
+        self.cache: dict[KeyPath, tuple[tuple[int, int] | None, tuple[int, int]] | None] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         # the decoder holds a C scanner that cannot be pickled (results are cached on disk)
@@ -635,7 +635,7 @@ class _JsonLocator:
             return self.decoder.raw_decode(text, i)[1]
         return _JSON_SCALAR.match(text, i).end()
 
-    def find(self, path: Path) -> tuple[tuple[int, int] | None, tuple[int, int]] | None:
+    def find(self, path: KeyPath) -> tuple[tuple[int, int] | None, tuple[int, int]] | None:
         if path in self.cache:
             return self.cache[path]
         if not path:
@@ -699,7 +699,7 @@ class _JsonLocator:
         return elements
 
 
-def render_path(loc: Path) -> str:
+def render_path(loc: KeyPath) -> str:
     """A stable, readable name of a key path: `["gmail.com"].automation[0].duration`."""
     out = ""
     for index, part in enumerate(loc):

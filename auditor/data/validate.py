@@ -20,8 +20,8 @@ from auditor.core.findings import Finding, Span
 from auditor.data import fast
 from auditor.data.locate import (
     DataSyntaxError,
+    KeyPath,
     Located,
-    Path,
     TableHeader,
     load_located,
 )
@@ -61,7 +61,7 @@ def validate_data(
         )
         for p in located.problems
     ]
-    shadowed: list[Path] = []
+    shadowed: list[KeyPath] = []
     if fmt == "toml":
         for header, domain_path, message in _unquoted_domains(located, data_format, spec):
             shadowed.append(domain_path)
@@ -86,7 +86,7 @@ def validate_data(
 
 def _unquoted_domains(
     located: Located, data_format: str, spec: dict[str, Any]
-) -> list[tuple[TableHeader, Path, str]]:
+) -> list[tuple[TableHeader, KeyPath, str]]:
     """Headers whose unquoted dotted domain TOML split into nested tables."""
     out = []
     for header in located.headers:

@@ -14,14 +14,14 @@ from pydantic import BaseModel, ValidationError
 
 from auditor.core.data_codes import DATA_INVALID_VALUE, DATA_SYNTAX_ERROR, DATA_UNKNOWN_FIELD
 from auditor.core.findings import Finding, Span
-from auditor.data.locate import Located, Path, render_path
+from auditor.data.locate import KeyPath, Located, render_path
 from auditor.data.schemas import FORMATS, DataFormat
 from auditor.data.schemas.egress import SECRET_FIELDS
 from auditor.kumo.values import describe
 
 
 def schema_findings(
-    path: str, name: str, data_format: str, located: Located, shadowed: list[Path]
+    path: str, name: str, data_format: str, located: Located, shadowed: list[KeyPath]
 ) -> list[Finding]:
     """Every schema error of the file, except those under a header reported as E303."""
     spec = FORMATS[data_format]
@@ -48,7 +48,7 @@ def schema_findings(
 
 
 def _finding(path: str, name: str, spec: DataFormat, located: Located, error: Any) -> Finding:
-    loc: Path = tuple(error["loc"])
+    loc: KeyPath = tuple(error["loc"])
     kind = error["type"]
     ctx = error.get("ctx") or {}
     key = f"{name}:{render_path(loc)}"
@@ -86,7 +86,7 @@ def _finding(path: str, name: str, spec: DataFormat, located: Located, error: An
     return DATA_INVALID_VALUE.finding(path, located.value_span(loc), message, key=key)
 
 
-def _is_secret(loc: Path, subpath: Path, value: Any) -> bool:
+def _is_secret(loc: KeyPath, subpath: KeyPath, value: Any) -> bool:
     """True if the value sits under a credential field (directly or as a SetConfig value)."""
     if any(part in SECRET_FIELDS for part in loc):
         return True
@@ -108,13 +108,13 @@ _EXPECTED_SHAPES = {
 }
 
 
-def _field_label(loc: Path) -> str:
+def _field_label(loc: KeyPath) -> str:
     if not loc:
         return "the file"
     return f"'{render_path(loc)}'"
 
 
-def _where(model: type[BaseModel] | None, loc: Path) -> str:
+def _where(model: type[BaseModel] | None, loc: KeyPath) -> str:
     section = getattr(model, "section", None) or "section"
     if not loc:
         return f"the {section}"
@@ -165,7 +165,7 @@ def _extra_type(model: type[BaseModel]) -> Any:
     return args[1] if len(args) == 2 else None
 
 
-def _model_at(root: type[BaseModel], loc: Path) -> type[BaseModel] | None:
+def _model_at(root: type[BaseModel], loc: KeyPath) -> type[BaseModel] | None:
     """The model class that validates the table at `loc` (None if it is not a model)."""
     tp: Any = root
     for part in loc:

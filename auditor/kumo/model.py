@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from auditor.core.findings import Finding, Span
 from auditor.kumo.api import HelperSpec, KumoApi
 from auditor.kumo.paths import PACKAGE_PATH, PathMap
-from auditor.lua.facts import FILE_LEVEL, CallFact, FileFacts, Path
+from auditor.lua.facts import FILE_LEVEL, CallFact, FieldPath, FileFacts
 from auditor.lua.literal import Lit, Table, Value
 
 FILE = "file"  # context: the policy's top level
@@ -63,7 +63,7 @@ class Handler:
     contexts: Contexts  # where the registration itself runs
     origin: str  # "policy" or "helper:<key>"
     function: tuple[str, int] | None = None  # (module path, function id) when defined in the policy
-    ref: Path | None = None
+    ref: FieldPath | None = None
 
 
 @dataclass(slots=True)
@@ -135,6 +135,16 @@ class PolicyModel:
             index = {(c.module, c.call.span): c for c in self.calls}
             self.__dict__["_site_index"] = index
         return index.get((module, span))
+
+    def sites_of(self, *names: str) -> list[CallSite]:
+        """Calls of the dotted names, in name order (the calls are indexed by callee on first use)."""
+        index = self.__dict__.get("_callee_index")
+        if index is None:
+            index = {}
+            for site in self.calls:
+                index.setdefault(site.call.callee, []).append(site)
+            self.__dict__["_callee_index"] = index
+        return [site for name in names for site in index.get(tuple(name.split(".")), ())]
 
     def calls_to(self, *names: str) -> Iterator[CallSite]:
         """Calls whose callee is one of the dotted names (e.g. ``kumo.start_esmtp_listener``)."""
@@ -249,7 +259,7 @@ class ModelBuilder:
         return None
 
     # --- contexts -------------------------------------------------------------------------------------
-    def _function_key(self, module: str, ref: Path | None) -> tuple[str, int] | None:
+    def _function_key(self, module: str, ref: FieldPath | None) -> tuple[str, int] | None:
         """The policy function a reference denotes, across modules where the reference is literal."""
         if ref is None:
             return None

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # the syntax tree is needed only while extracting, not to loa
 
     from auditor.lua.syntax import LineIndex
 
-Path = tuple[object, ...]
+FieldPath = tuple[object, ...]
 
 FILE_LEVEL = -1  # `func` of code that runs when the file itself runs
 
@@ -41,10 +41,10 @@ class FunctionDef:
 
 @dataclass
 class CallFact:
-    callee: Path
+    callee: FieldPath
     text: str  # callee as written
     args: list[Value]
-    arg_refs: list[Path | None]
+    arg_refs: list[FieldPath | None]
     span: Span  # whole call
     name_span: Span  # callee expression
     func: int
@@ -62,7 +62,7 @@ class GlobalWrite:
 
 @dataclass
 class MemberUse:
-    path: Path  # base path + member
+    path: FieldPath  # base path + member
     span: Span
     func: int
 
@@ -106,7 +106,7 @@ class FileFacts:
     members: list[MemberUse] = field(default_factory=list)
     comments: list[Comment] = field(default_factory=list)
     statements: list[Statement] = field(default_factory=list)
-    returns: Path | None = None  # what the chunk returns (module value)
+    returns: FieldPath | None = None  # what the chunk returns (module value)
     returns_table: str | None = None  # name of the local table it returns, e.g. "M"
     global_functions: dict[str, int] = field(default_factory=dict)
     statement_lines: list[tuple[int, int]] = field(default_factory=list)  # every statement's lines
@@ -123,7 +123,7 @@ _SCOPE_STATEMENTS = {
     "elseif_statement",
     "else_statement",
 }
-_KUMO_PATH: Path = ("kumo",)
+_KUMO_PATH: FieldPath = ("kumo",)
 _CHAIN_LINKS = frozenset(
     {
         "dot_index_expression",
@@ -186,7 +186,9 @@ class _Extractor:
         self._defined: dict[
             int, int
         ] = {}  # function node start byte -> id (a node is defined once)
-        self._resolved: dict[int, Path | None] = {}  # node id -> path, for one top-level statement
+        self._resolved: dict[
+            int, FieldPath | None
+        ] = {}  # node id -> path, for one top-level statement
 
     # ----- names -----------------------------------------------------------------------------------
     def _const_lookup(self, name: str) -> Value | None:
@@ -199,7 +201,7 @@ class _Extractor:
             return self._fn_value.get(bound[1])  # type: ignore[arg-type]
         return None
 
-    def resolve(self, node: Node) -> Path | None:
+    def resolve(self, node: Node) -> FieldPath | None:
         """The path an expression denotes, when it is a name, a field of one, or a call result.
 
         Iterative and memoized per node: a chain like `t.b.b.b...()` (which Lua accepts at any
@@ -210,7 +212,7 @@ class _Extractor:
             return known  # type: ignore[return-value]
         chain: list[Node] = []
         current: Node | None = node
-        result: Path | None = None
+        result: FieldPath | None = None
         while current is not None:
             known = memo.get(current.id, _UNRESOLVED)
             if known is not _UNRESOLVED:
@@ -235,7 +237,7 @@ class _Extractor:
             memo[link.id] = result
         return result
 
-    def _resolve_name(self, name: str) -> Path | None:
+    def _resolve_name(self, name: str) -> FieldPath | None:
         bound = self.scope.lookup(name)
         if bound is None:
             if name == "kumo":
@@ -247,7 +249,7 @@ class _Extractor:
             return ("local", name)
         return bound  # type: ignore[return-value]
 
-    def _link(self, node: Node, base: Path | None) -> Path | None:
+    def _link(self, node: Node, base: FieldPath | None) -> FieldPath | None:
         """The path of one link of a chain given the path of what it applies to."""
         if base is None or len(base) >= MAX_PATH:
             return None
@@ -285,7 +287,7 @@ class _Extractor:
                 return value.value
         return None
 
-    def value_ref(self, node: Node) -> Path | None:
+    def value_ref(self, node: Node) -> FieldPath | None:
         """Reference carried by an argument: an inline function or a resolvable name."""
         if node.type == "function_definition":
             return ("fn", self.define_function(node, None))
@@ -642,7 +644,7 @@ class _Extractor:
         callee = self.resolve(callee_node) if callee_node is not None else None
         method = callee_node is not None and callee_node.type == "method_index_expression"
         arg_values: list[Value] = []
-        arg_refs: list[Path | None] = []
+        arg_refs: list[FieldPath | None] = []
         for arg in args:
             if arg.type == "function_definition":
                 arg_values.append(Unknown(self.index.span(arg), "function"))

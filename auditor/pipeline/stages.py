@@ -220,6 +220,7 @@ def _without_api(model: PolicyModel) -> PolicyModel:
     clone = copy.copy(model)
     clone.api = None  # type: ignore[assignment]  # reattached after loading: it is large and shared
     clone.__dict__.pop("_site_index", None)
+    clone.__dict__.pop("_callee_index", None)
     return clone
 
 

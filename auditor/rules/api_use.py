@@ -12,6 +12,7 @@ from auditor.kumo.api import HelperSpec, KumoApi, ParamSpec
 from auditor.kumo.model import FILE, CallSite, Handler, HelperSetup, PolicyModel
 from auditor.kumo.values import find_type_error
 from auditor.lua.literal import Lit, Table, Value
+from auditor.rules.query import literal_str
 from auditor.rules.registry import rule
 
 # ----- shared helpers (also used by auditor.rules.reload) ------------------------------------------------
@@ -409,7 +410,7 @@ def _duplicate_log_hooks(
     entries: list[tuple[OrderKey, str, str, bool, str, Span, str, bool]] = []
     for setup in setups:
         kind = _LOG_HOOK_METHODS.get(setup.method)
-        name = _literal_str(setup.options, "name") if setup.helper.key == "log_hooks" else None
+        name = literal_str(setup.options, "name") if setup.helper.key == "log_hooks" else None
         if kind and name:
             site = setup.site
             entries.append(
@@ -426,7 +427,7 @@ def _duplicate_log_hooks(
             )
     for function, kind in _LOG_HOOK_FUNCTIONS.items():
         for site in model.calls_to(function):
-            name = _literal_str(site.table_arg(0), "name")
+            name = literal_str(site.table_arg(0), "name")
             if name and site.contexts:
                 entries.append(
                     (
@@ -460,13 +461,6 @@ def _duplicate_log_hooks(
                 key=f"log hook {name} {label} after {label0}",
             )
             break
-
-
-def _literal_str(table: Table | None, key: str) -> str | None:
-    if table is None:
-        return None
-    value = table.get(key)
-    return value.value if isinstance(value, Lit) and isinstance(value.value, str) else None
 
 
 HELPER_CONFIGURED_TWICE = rule(

@@ -8,7 +8,8 @@ from typing import Any
 from auditor.core.findings import Finding, Span
 from auditor.core.impacts import RESTART
 from auditor.kumo.model import CallSite, PolicyModel
-from auditor.lua.literal import Lit, Table
+from auditor.lua.literal import Lit
+from auditor.rules.query import literal_value
 from auditor.rules.registry import declare, rule
 
 RATE_KEYS = {
@@ -32,11 +33,6 @@ def _spools(model: PolicyModel | None) -> dict[str, CallSite]:
         if isinstance(name, Lit) and isinstance(name.value, str):
             out[name.value] = site
     return out
-
-
-def _literal(table: Table | None, key: str) -> Any:
-    value = table.get(key) if table else None
-    return value.value if isinstance(value, Lit) else None
 
 
 @rule(
@@ -78,7 +74,7 @@ def spool_relocated(ctx: Any) -> Iterator[Finding]:
             )
             continue
         for key in ("path", "kind"):
-            was, now = _literal(before.table_arg(), key), _literal(after.table_arg(), key)
+            was, now = literal_value(before.table_arg(), key), literal_value(after.table_arg(), key)
             if was is None and key == "kind":
                 was = "LocalDisk"
             if now is None and key == "kind":
@@ -101,7 +97,7 @@ SPOOL_RELOCATED = spool_relocated
 def _log_dirs(model: PolicyModel | None) -> list[tuple[str, CallSite]]:
     out = []
     for site in model.calls_to("kumo.configure_local_logs") if model else []:
-        value = _literal(site.table_arg(), "log_dir")
+        value = literal_value(site.table_arg(), "log_dir")
         if isinstance(value, str):
             out.append((value, site))
     return out

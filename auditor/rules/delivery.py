@@ -13,8 +13,7 @@ from auditor.core.findings import Finding, Span
 from auditor.kumo.model import PolicyModel
 from auditor.kumo.values import parse_duration, parse_limit, parse_rate
 from auditor.lua.literal import Lit
-from auditor.rules.registry import rule
-from auditor.rules.security import (
+from auditor.rules.query import (
     data_files,
     listener_scopes,
     literal_str,
@@ -23,6 +22,7 @@ from auditor.rules.security import (
     shaping_sections,
     sites_of,
 )
+from auditor.rules.registry import rule
 
 SPOOLS = ("data", "meta")
 SPOOL_CONTEXTS = ("init", "pre_init")

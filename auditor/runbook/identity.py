@@ -25,6 +25,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+from auditor.core.ci import detect as detect_ci
 from auditor.runbook.model import Actor, ActorKind
 from auditor.source.git import config_value, git
 
@@ -44,13 +45,9 @@ def split_name_email(text: str) -> tuple[str, str | None]:
 
 
 def ci_provider(env: Mapping[str, str]) -> str | None:
-    if env.get("GITHUB_ACTIONS") == "true":
-        return "github"
-    if env.get("GITLAB_CI") == "true":
-        return "gitlab"
-    if env.get("CI", "").lower() in ("true", "1"):
-        return "ci"
-    return None
+    """ "github", "gitlab", "ci" (another CI system) or None."""
+    name = detect_ci(env).name
+    return "ci" if name == "generic" else name
 
 
 def resolve_host(env: Mapping[str, str] | None = None) -> str:
