@@ -4,6 +4,14 @@
 them only to find where each key and value is written. TOML positions are gathered in one linear
 pass; JSON positions are found on demand (a path walk that jumps over strings and brackets with
 regular expressions), so a 50 MB JSON file costs nothing until a finding needs a position.
+
+tree-sitter-toml 0.7 and tree-sitter-json 0.24 were measured against these scanners on 248 files (the
+109 TOML/JSON files of KumoMTA's repository, every data file the tests load, the examples, a
+generated 20,000-line policy): the spans agreed on 23,020 of 23,106 key and value positions (the
+rest are conventions for array-of-tables headers), but tree-sitter-json reports an error on a file
+KumoMTA's loader accepts (`#` comments), accepts four files tomllib/json reject, and an eager walk
+of the tree is slower: 380 ms against 46 ms on KumoMTA's 97 KB OpenAPI document, 26 ms against
+22 ms over 30 typical files. So the scanners stay.
 """
 
 from __future__ import annotations
