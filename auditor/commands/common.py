@@ -11,7 +11,7 @@ from auditor.core.atomic import write_atomic
 from auditor.core.findings import Finding, Severity, at_or_above
 
 
-class _InOrder(argparse.Action):
+class InOrder(argparse.Action):
     """`append`, and also remember the order of --format and --output on the command line (an
     --output belongs to the --format before it)."""
 
@@ -26,7 +26,7 @@ def add_output_options(parser: argparse.ArgumentParser, formats: tuple[str, ...]
     parser.add_argument(
         "--format",
         dest="formats",
-        action=_InOrder,
+        action=InOrder,
         choices=formats,
         metavar="FORMAT",
         help=f"output format: {', '.join(formats)} (default text); may repeat, each "
@@ -35,7 +35,7 @@ def add_output_options(parser: argparse.ArgumentParser, formats: tuple[str, ...]
     parser.add_argument(
         "--output",
         dest="outputs",
-        action=_InOrder,
+        action=InOrder,
         type=Path,
         metavar="FILE",
         help="write the preceding --format to FILE instead of standard output",

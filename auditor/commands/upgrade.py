@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from auditor.commands.common import output_plan, write_outputs
+from auditor.commands.common import InOrder, output_plan, write_outputs
 from auditor.core.errors import ConfigError, UsageError
 
 FORMATS = ("text", "json", "markdown", "html")
@@ -52,10 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--kumod", type=Path, metavar="BINARY", help="kumod binary to ask for the running release"
     )
+    parser.set_defaults(output_order=[])
     parser.add_argument(
         "--format",
         dest="formats",
-        action="append",
+        action=InOrder,
         choices=FORMATS,
         metavar="FORMAT",
         help=f"output format: {', '.join(FORMATS)} (default text); may repeat, each followed "
@@ -64,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--output",
         dest="outputs",
-        action="append",
+        action=InOrder,
         type=Path,
         metavar="FILE",
         help="write the preceding --format to FILE instead of standard output",
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate(result.context.model, result.context.data, old, new)
     doc = report_document(report, str(args.path), origin)
     renderers = {"text": render_text, "json": render_json, "markdown": render_markdown}
-    plan = output_plan(args.formats, args.outputs, sys.argv[1:])
+    plan = output_plan(args.output_order)
     rendered = {
         fmt: (render_html(doc) if fmt == "html" else renderers[fmt](doc)) for fmt, _ in plan
     }
