@@ -277,3 +277,61 @@ def test_ci_record_writes_checkpoints_on_the_configured_cadence(
     assert decisions == [False, True, False, True]
     report = verify_store(GitStore(repo), allowed=None)
     assert report.ok and report.checkpoints() == 2 and report.entries == 6
+
+
+def test_report_history_and_export_show_signers_checkpoints_writers_and_hosts(
+    tmp_path: Path, keys: dict[str, Path], allowed_text: str
+) -> None:
+    import csv
+    import io
+    import json
+
+    repo = make_repo(tmp_path / "policy")
+    (repo / ".kumo-audit").mkdir()
+    (repo / ".kumo-audit" / "allowed_signers").write_text(allowed_text)
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "Runbook signers")
+    run = lambda *a, **kw: cli("runbook", *a, cwd=repo, **kw)  # noqa: E731
+    assert run("record", "--decision", "note", "--why", "=unsigned first").returncode == 0
+    git(repo, "config", "kumo-audit.signingKey", str(keys["alice"]))
+    assert run("record", "--decision", "blocked", "--why", "signed").returncode == 0
+    ci_env = {"KUMO_AUDIT_WRITER": CI, "KUMO_AUDIT_HOST": "runner-7"}
+    proc = run(
+        "record",
+        "--decision",
+        "accepted",
+        "--why",
+        "ci",
+        "--signing-key",
+        str(keys["ci"]),
+        env=ci_env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert run("checkpoint").returncode == 0
+
+    lines = run("history", "--writer", "ci:*").stdout.splitlines()
+    assert len(lines) == 1 and "signed:ci:github:acme/policy:*" in lines[0]
+    assert len(run("history", "--host", "runner-*").stdout.splitlines()) == 1
+    assert len(run("history", "--host", "host-a").stdout.splitlines()) == 3
+
+    out = tmp_path / "report"
+    assert run("report", "-o", str(out)).returncode == 0
+    index = (out / "index.html").read_text()
+    assert "Checkpoints" in index and "3 signed" in index
+    assert "good: human:host-a:*" in index and "unsigned" in index
+    assert len(list((out / "writers").glob("*.html"))) == 2
+    assert len(list((out / "hosts").glob("*.html"))) == 2
+    pages = [p.read_text() for p in (out / "entries").glob("*.html")]
+    assert sum("Signed statement of every writer" in p for p in pages) == 1
+
+    jsonl = run("export", "--format", "jsonl").stdout.splitlines()
+    records = [json.loads(line) for line in jsonl]
+    assert [r["decision"] for r in records] == ["note", "blocked", "accepted", "checkpoint"]
+    assert "signature" not in records[0] and records[1]["signature"].startswith("-----BEGIN")
+    rows = list(csv.DictReader(io.StringIO(run("export", "--format", "csv").stdout)))
+    assert [r["decision"] for r in rows] == ["note", "blocked", "accepted", "checkpoint"]
+    assert rows[0]["summary"] == "'=unsigned first"  # never a spreadsheet formula
+    assert rows[1]["signed_by"].startswith("SHA256:") and rows[0]["signed_by"] == ""
+    assert rows[3]["checkpoint_entries"] == "3"
+    only = run("export", "--format", "csv", "--writer", CI).stdout.splitlines()
+    assert len(only) == 2

@@ -209,7 +209,7 @@ def test_incremental_verify_checks_only_what_was_added(tmp_path: Path) -> None:
     assert verify_store(store, full=True).checked == 5
     # The kept state is itself checked: an edited state is ignored (a full verify runs).
     state = store.private / "verified.json"
-    state.write_text(state.read_text().replace('"writer":"', '"writer":"x'))
+    state.write_text(state.read_text().replace("human:host-a:", "human:host-b:"))
     assert not verify_store(store).incremental
     # A tampered entry (a new commit changing a verified file) is reported on the next verify.
     name = sorted(store.state().names)[0]

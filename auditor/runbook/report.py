@@ -89,12 +89,19 @@ def _render(
             months[key] = Month(key, f"{MONTH_NAMES[int(key[5:7]) - 1]} {key[:4]}")
         months[key].entries.append(entry)
     month_list = sorted(months.values(), key=lambda m: m.key)
-    common = {
+    common: dict[str, Any] = {
         "source": store.description,
         "total": len(entries),
         "generated_at": now_timestamp(),
         "tool_version": __version__,
     }
+    signatures: dict[str, str] = {}
+    for facts in verification.facts.values():
+        if facts.signature:
+            who = facts.principals or facts.signer
+            signatures[facts.id] = f"{facts.signature}: {who}" if who else facts.signature
+    common["signatures"] = signatures
+    common["slug"] = _slug
     problems_by_name: dict[str, list[Any]] = {}
     for problem in verification.problems:
         problems_by_name.setdefault(problem.name, []).append(problem)
@@ -111,8 +118,22 @@ def _render(
             counts=[(d, counts[d]) for d in DECISIONS if counts[d]],
             months=list(reversed(month_list)),
             latest=[e for _, e in reversed(entries[-50:])],
+            checkpoints=[e for _, e in reversed(entries) if e.checkpoint is not None][:50],
+            writers=sorted(Counter(e.writer for _, e in entries).items()),
+            hosts=sorted(Counter(e.host for _, e in entries).items()),
         ),
     )
+    list_template = env.get_template("runbook-report-list.html.j2")
+    for kind, key in (("writer", "writer"), ("host", "host")):
+        groups: dict[str, list[Entry]] = {}
+        for _, entry in entries:
+            groups.setdefault(getattr(entry, key), []).append(entry)
+        (output / f"{kind}s").mkdir(exist_ok=True)
+        for name, rows in groups.items():
+            _write(
+                output / f"{kind}s" / f"{_slug(name)}.html",
+                list_template.render(**common, root="../", title=name, kind=kind, rows=rows),
+            )
     for i, month in enumerate(month_list):
         _write(
             output / "months" / f"{month.key}.html",
@@ -201,6 +222,13 @@ def timeline_svg(entries: list[Entry], width: int = 1000) -> str:
         )
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def _slug(name: str) -> str:
+    """A file name for a writer or host page (their names may hold any character)."""
+    import hashlib
+
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
 
 
 def _epoch(stamp: str) -> float:

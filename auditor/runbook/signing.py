@@ -79,8 +79,21 @@ def message(entry_hash: str) -> bytes:
     return entry_hash.encode("ascii")
 
 
+class InProcessKey(SigningKey):
+    """An Ed25519 key object of `cryptography`, signing in this process (bulk signing, benchmarks)."""
+
+    def __init__(self, private_key: Any, spec: str = "in-process key") -> None:
+        super().__init__(spec)
+        object.__setattr__(self, "private_key", private_key)
+
+    def describe(self) -> str:
+        return self.spec
+
+
 def sign(key: SigningKey, data: bytes) -> str:
     """An armored SSH signature of `data` by `key` (`ssh-keygen -Y sign`); AuditError on failure."""
+    if isinstance(key, InProcessKey):
+        return sign_in_process(key.private_key, data)  # type: ignore[attr-defined]
     with contextlib.ExitStack() as stack:
         path = key.spec
         if path.startswith("key::"):
@@ -156,20 +169,21 @@ def parse_signature(text: str) -> Signature:
         raise SignatureFormatError("signature is not base64") from None
     if not blob.startswith(_MAGIC) or len(blob) < 10:
         raise SignatureFormatError("not an SSHSIG signature")
-    try:
-        version = int.from_bytes(blob[6:10], "big")
-        if version != 1:
-            raise SignatureFormatError(f"SSHSIG version {version}")
-        pos = 10
-        public_key, pos = _read_string(blob, pos)
-        namespace, pos = _read_string(blob, pos)
-        reserved, pos = _read_string(blob, pos)
-        hash_algorithm, pos = _read_string(blob, pos)
-        signature, pos = _read_string(blob, pos)
-    except IndexError:
-        raise SignatureFormatError("truncated SSHSIG signature") from None
-    if pos != len(blob):
+    version = int.from_bytes(blob[6:10], "big")
+    if version != 1:
+        raise SignatureFormatError(f"SSHSIG version {version}")
+    parts: list[bytes] = []
+    pos, end = 10, len(blob)
+    for _ in range(5):
+        size = int.from_bytes(blob[pos : pos + 4], "big")
+        pos += 4
+        if pos + size > end:
+            raise SignatureFormatError("truncated SSHSIG signature")
+        parts.append(blob[pos : pos + size])
+        pos += size
+    if pos != end:
         raise SignatureFormatError("trailing bytes after the SSHSIG signature")
+    public_key, namespace, reserved, hash_algorithm, signature = parts
     return Signature(
         public_key=public_key,
         namespace=namespace.decode("utf-8", "replace"),
@@ -363,6 +377,33 @@ def load_allowed_signers(repo: Path | None, explicit: Path | None = None) -> All
     return parse_allowed_signers(text, f"HEAD:{ALLOWED_SIGNERS_PATH}")
 
 
+@lru_cache(maxsize=1)
+def _crypto() -> Any:
+    """The `cryptography` names the checks use, imported once (None when it is not installed)."""
+    from types import SimpleNamespace
+
+    try:
+        from cryptography import exceptions
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
+    except ImportError:
+        return None
+    return SimpleNamespace(
+        InvalidSignature=exceptions.InvalidSignature,
+        UnsupportedAlgorithm=exceptions.UnsupportedAlgorithm,
+        ECDSA=ec.ECDSA,
+        EllipticCurvePublicKey=ec.EllipticCurvePublicKey,
+        Ed25519PublicKey=ed25519.Ed25519PublicKey,
+        PKCS1v15=padding.PKCS1v15,
+        RSAPublicKey=rsa.RSAPublicKey,
+        encode_dss_signature=utils.encode_dss_signature,
+        SHA256=hashes.SHA256,
+        SHA384=hashes.SHA384,
+        SHA512=hashes.SHA512,
+        load_ssh_public_key=serialization.load_ssh_public_key,
+    )
+
+
 # --- checking ------------------------------------------------------------------------------------
 
 
@@ -387,25 +428,33 @@ class Checker:
         self.allowed = allowed
         self.now = now or datetime.now(UTC)
         self._keys: dict[bytes, Any] = {}
+        self._who: dict[tuple[bytes, str], Check] = {}
 
     def check(self, armored: str, data: bytes, writer: str) -> Check:
         try:
             sig = parse_signature(armored)
         except SignatureFormatError as exc:
             return Check("bad", detail=str(exc))
-        fingerprint = sig.fingerprint
         if sig.namespace != NAMESPACE:
-            return Check("bad", fingerprint, detail=f"made for namespace {sig.namespace!r}")
+            return Check("bad", sig.fingerprint, detail=f"made for namespace {sig.namespace!r}")
         if sig.hash_algorithm not in ("sha256", "sha512"):
-            return Check("bad", fingerprint, detail=f"hash algorithm {sig.hash_algorithm!r}")
+            return Check("bad", sig.fingerprint, detail=f"hash algorithm {sig.hash_algorithm!r}")
         valid = self._verify(sig, data)
         if valid is None:
-            return self._external(armored, data, writer, fingerprint)
+            return self._external(armored, data, writer, sig.fingerprint)
         if not valid:
-            return Check("bad", fingerprint, detail="the signature does not match the entry")
+            return Check("bad", sig.fingerprint, detail="the signature does not match the entry")
+        who = self._who.get((sig.public_key, writer))
+        if who is None:
+            who = self._who[(sig.public_key, writer)] = self._signer(sig.public_key, writer)
+        return who
+
+    def _signer(self, public_key: bytes, writer: str) -> Check:
+        """Whether the allowed signers let this key sign for this writer."""
+        fingerprint = fingerprint_of(public_key)
         if self.allowed is None:
             return Check("unchecked", fingerprint, detail="no allowed signers file")
-        lines = self.allowed.for_key(sig.public_key)
+        lines = self.allowed.for_key(public_key)
         if not lines:
             return Check(
                 "unknown-signer",
@@ -434,13 +483,8 @@ class Checker:
 
     def _verify(self, sig: Signature, data: bytes) -> bool | None:
         """True/False when this process can check the signature, None for other key kinds."""
-        try:
-            from cryptography.exceptions import InvalidSignature
-            from cryptography.hazmat.primitives import hashes
-            from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-            from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-            from cryptography.hazmat.primitives.serialization import load_ssh_public_key
-        except ImportError:
+        crypto = _crypto()
+        if crypto is None:
             return None
         key = self._keys.get(sig.public_key)
         if key is None:
@@ -449,39 +493,46 @@ class Checker:
                 return None
             try:
                 line = f"{key_type} {base64.b64encode(sig.public_key).decode()}".encode()
-                key = load_ssh_public_key(line)
-            except (ValueError, TypeError):
-                return False
+                key = crypto.load_ssh_public_key(line)
+            except (ValueError, TypeError, crypto.UnsupportedAlgorithm):
+                return None
             self._keys[sig.public_key] = key
         try:
             sig_type_raw, pos = _read_string(sig.signature, 0)
             raw, _ = _read_string(sig.signature, pos)
         except IndexError:
             return False
-        sig_type = sig_type_raw.decode("ascii", "replace")
         signed = sig.signed_data(data)
         try:
-            if isinstance(key, ed25519.Ed25519PublicKey) and sig_type == "ssh-ed25519":
+            if isinstance(key, crypto.Ed25519PublicKey):
+                if sig_type_raw != b"ssh-ed25519":
+                    return False
                 key.verify(raw, signed)
-            elif isinstance(key, rsa.RSAPublicKey) and sig_type in ("rsa-sha2-256", "rsa-sha2-512"):
-                algo = hashes.SHA512() if sig_type.endswith("512") else hashes.SHA256()
-                key.verify(raw, signed, padding.PKCS1v15(), algo)
-            elif isinstance(key, ec.EllipticCurvePublicKey) and sig_type.startswith("ecdsa-"):
+            elif isinstance(key, crypto.RSAPublicKey):
+                if sig_type_raw not in (b"rsa-sha2-256", b"rsa-sha2-512"):
+                    return False
+                algo = crypto.SHA512() if sig_type_raw.endswith(b"512") else crypto.SHA256()
+                key.verify(raw, signed, crypto.PKCS1v15(), algo)
+            elif isinstance(key, crypto.EllipticCurvePublicKey):
+                if not sig_type_raw.startswith(b"ecdsa-"):
+                    return False
                 r, pos = _read_string(raw, 0)
                 s, _ = _read_string(raw, pos)
-                der = encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
+                der = crypto.encode_dss_signature(
+                    int.from_bytes(r, "big"), int.from_bytes(s, "big")
+                )
                 size = key.curve.key_size
                 algo = (
-                    hashes.SHA256()
+                    crypto.SHA256()
                     if size <= 256
-                    else hashes.SHA384()
+                    else crypto.SHA384()
                     if size <= 384
-                    else hashes.SHA512()
+                    else crypto.SHA512()
                 )
-                key.verify(der, signed, ec.ECDSA(algo))
+                key.verify(der, signed, crypto.ECDSA(algo))
             else:
-                return False
-        except (InvalidSignature, IndexError, ValueError):
+                return None
+        except (crypto.InvalidSignature, IndexError, ValueError):
             return False
         return True
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import astuple, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -173,7 +173,7 @@ def verify_store(
     if previous is not None and isinstance(store, GitStore):
         usable = _usable_state(store, state, previous)
         if usable:
-            old = {name: Facts(**data) for name, data in previous["facts"].items()}
+            old = {row[0]: Facts(*row) for row in previous["facts"]}
             since = previous["commit"]
             report.incremental = True
     new_names = sorted(n for n in state.names if n not in old)
@@ -529,8 +529,7 @@ def _usable_state(store: GitStore, state: StoreState, previous: dict[str, Any]) 
     if commit != state.token and not _is_ancestor(store, commit, state.token):
         return False
     blobs = previous.get("blobs", {})
-    facts = previous.get("facts", {})
-    if set(blobs) != set(facts):
+    if not isinstance(blobs, dict) or set(blobs) != {row[0] for row in previous["facts"]}:
         return False
     return all(state.names.get(name) == oid for name, oid in blobs.items())
 
@@ -544,6 +543,13 @@ def _is_ancestor(store: GitStore, older: str, newer: str) -> bool:
         check=False,
     )
     return proc.returncode == 0
+
+
+def _row(facts: Facts) -> list[Any]:
+    return [getattr(facts, name) for name in _FIELD_NAMES]
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(Facts))
 
 
 class _Cache:
@@ -563,12 +569,19 @@ class _Cache:
         digest = data.pop("digest", None)
         if digest != hashlib.sha256(canonical_json(data).encode()).hexdigest():
             return None  # damaged or edited: verify everything again
-        if data.get("policy") != policy:
+        kept = data.get("policy")
+        if not isinstance(kept, dict):
             return None
-        try:
-            for item in data["facts"].values():
-                Facts(**item)
-        except (TypeError, AttributeError, KeyError):
+        # A state verified with --require-signed also stands for a verify without it.
+        if {**kept, "require_signed": policy["require_signed"]} != policy or (
+            policy["require_signed"] and not kept.get("require_signed")
+        ):
+            return None
+        rows = data.get("facts")
+        width = len(fields(Facts))
+        if not isinstance(rows, list) or not all(
+            isinstance(r, list) and len(r) == width for r in rows
+        ):
             return None
         return data
 
@@ -579,7 +592,7 @@ class _Cache:
             "policy": policy,
             "commit": state.token,
             "blobs": {name: state.names[name] for name in facts},
-            "facts": {name: asdict(f) for name, f in facts.items()},
+            "facts": [list(astuple(f)) if f.checkpoint else _row(f) for f in facts.values()],
         }
         data["digest"] = hashlib.sha256(canonical_json(data).encode()).hexdigest()
         with contextlib.suppress(OSError):
