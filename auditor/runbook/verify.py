@@ -259,7 +259,12 @@ def _record_of(blob: bytes) -> dict[str, Any] | None:
         record = json.loads(text[start : len(text) - len("\n```\n")])
     except (UnicodeDecodeError, ValueError):
         return None
-    return record if isinstance(record, dict) and "hash" in record else None
+    if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in _FAST_KEYS):
+        return None  # not what was checked before: check it in full
+    return record
+
+
+_FAST_KEYS = ("id", "hash", "writer", "recorded_at", "decided_at", "decision")
 
 
 def _full_file_check(name: str, blob: bytes, problems: list[Problem]) -> Entry | None:
