@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from dataclasses import astuple, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,7 +46,7 @@ from auditor.runbook.markdown import (
     parse_entry_file,
     render_entry,
 )
-from auditor.runbook.model import ENTRY_NAME_RE, Entry, canonical_json, entry_path, hash_body
+from auditor.runbook.model import ENTRY_NAME_RE, Entry, entry_path, hash_body
 from auditor.runbook.signing import AllowedSigners, Checker, load_allowed_signers, message
 from auditor.runbook.store import ENTRIES_DIR, GitStore, Store, StoreState, _atomic_write
 from auditor.source.git import git
@@ -202,7 +202,8 @@ def verify_store(
     if cache is not None:
         if fresh_ok:
             cache.save_rendered(ok_blobs | fresh_ok)
-        if report.ok and state.token:
+        unchanged = report.incremental and not new_names and since == state.token
+        if report.ok and state.token and not unchanged:
             cache.save_state(policy, state, facts)
     return report
 
@@ -566,14 +567,17 @@ class _Cache:
 
     def load_state(self, policy: dict[str, Any]) -> dict[str, Any] | None:
         try:
-            data = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            header, _, payload = self.state_path.read_bytes().partition(b"\n")
+        except OSError:
+            return None
+        if header != b"kumo-audit-verified " + hashlib.sha256(payload).hexdigest().encode():
+            return None  # damaged or edited: verify everything again
+        try:
+            data = json.loads(payload)
+        except ValueError:
             return None
         if not isinstance(data, dict):
             return None
-        digest = data.pop("digest", None)
-        if digest != hashlib.sha256(canonical_json(data).encode()).hexdigest():
-            return None  # damaged or edited: verify everything again
         kept = data.get("policy")
         if not isinstance(kept, dict):
             return None
@@ -597,11 +601,12 @@ class _Cache:
             "policy": policy,
             "commit": state.token,
             "blobs": {name: state.names[name] for name in facts},
-            "facts": [list(astuple(f)) if f.checkpoint else _row(f) for f in facts.values()],
+            "facts": [_row(f) for f in facts.values()],
         }
-        data["digest"] = hashlib.sha256(canonical_json(data).encode()).hexdigest()
+        payload = json.dumps(data, separators=(",", ":")).encode()
+        header = b"kumo-audit-verified " + hashlib.sha256(payload).hexdigest().encode()
         with contextlib.suppress(OSError):
-            _atomic_write(self.state_path, json.dumps(data, separators=(",", ":")).encode())
+            _atomic_write(self.state_path, header + b"\n" + payload)
 
     def load_rendered(self) -> set[str]:
         try:
