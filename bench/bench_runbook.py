@@ -219,6 +219,17 @@ def main() -> int:
     )
     assert proc.returncode == 0 and "incremental: 1 new" in proc.stdout, proc.stdout + proc.stderr
     inc_cpu = LAST_CPU[0]
+    # An entry this clone did not write (pulled from another writer): rendered and validated in full.
+    record_many(store, drafts(args.entries + 3)[-1:], signing_key=key)
+    (store.private / "rendered.json").unlink()
+    proc, foreign_s = timed(
+        lambda: subprocess.run(verify_cmd, cwd=repo, env=env, capture_output=True, text=True)
+    )
+    assert proc.returncode == 0 and "incremental: 1 new" in proc.stdout, proc.stdout + proc.stderr
+    print(
+        f"runbook verify, whole process, one new entry written elsewhere: "
+        f"{foreign_s * 1000:.0f} ms ({cpu()})"
+    )
     proc, full_proc_s = timed(
         lambda: subprocess.run(
             [*verify_cmd, "--full"], cwd=repo, env=env, capture_output=True, text=True

@@ -24,10 +24,13 @@ import socket
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from auditor.core.ci import detect as detect_ci
-from auditor.runbook.model import Actor, ActorKind
 from auditor.source.git import config_value, git
+
+if TYPE_CHECKING:
+    from auditor.runbook.model import Actor, ActorKind
 
 LEGACY_WRITER_RE = re.compile(r"^(human|ci|daemon):[^:\s]+$")
 """Writer ids of the older per-host form: several stores may have written under one of them."""
@@ -187,6 +190,8 @@ def _writer_text(text: str) -> str:
 
 
 def _actor(name: str, email: str | None, kind: ActorKind, how: str) -> Actor:
+    from auditor.runbook.model import Actor
+
     return Actor(
         name=_one_line(name) or "unknown",
         email=_one_line(email) if email else None,

@@ -14,9 +14,12 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from auditor.runbook.model import FORMAT, Entry
+from auditor.runbook.canonical import FORMAT
+
+if TYPE_CHECKING:
+    from auditor.runbook.model import Entry
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATES = {FORMAT: "runbook-entry.v1.md.j2"}

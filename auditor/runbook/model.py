@@ -7,8 +7,6 @@ body, so each entry seals its place in its writer's chain.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
@@ -17,10 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from auditor.core.decisions import DECISIONS as DECISIONS
 from auditor.core.decisions import IMPACTS
-
-FORMAT = "kumo-audit-runbook/1"
-ID_LENGTH = 16
-SHORT_ID_LENGTH = 7
+from auditor.runbook.canonical import (  # noqa: F401  (part of this module's interface)
+    ENTRY_NAME_RE,
+    FORMAT,
+    ID_LENGTH,
+    SHORT_ID_LENGTH,
+    canonical_json,
+    entry_path,
+    hash_body,
+)
 
 Decision = Literal[DECISIONS]  # type: ignore[valid-type]
 ActorKind = Literal["human", "ci", "daemon"]
@@ -295,25 +298,6 @@ class Entry(_Strict):
         draft = cls.model_validate({**body, "id": "0" * ID_LENGTH, "hash": "0" * 64})
         digest = draft.computed_hash()
         return draft.model_copy(update={"hash": digest, "id": digest[:ID_LENGTH]})
-
-
-def canonical_json(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def hash_body(body: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
-
-
-ENTRY_NAME_RE = re.compile(
-    r"^entries/(\d{4})/(\d{2})/(\d{4}-\d{2}-\d{2}T\d{6}Z)-([a-z-]+)-([0-9a-f]{7})\.md$"
-)
-
-
-def entry_path(decided_at: str, decision: str, entry_id: str) -> str:
-    year, month = decided_at[0:4], decided_at[5:7]
-    stamp = decided_at.replace(":", "")
-    return f"entries/{year}/{month}/{stamp}-{decision}-{entry_id[:SHORT_ID_LENGTH]}.md"
 
 
 def format_timestamp(moment: datetime) -> str:

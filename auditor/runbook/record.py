@@ -160,6 +160,10 @@ def record_many(
                 store.add(state, files, _commit_message(entries), entries[-1].actor)
             except StoreConflict:
                 continue
+            if isinstance(store, GitStore):
+                from auditor.runbook.verify import remember_canonical
+
+                remember_canonical(store, list(files.values()))
             return entries
     raise AuditError(
         f"could not update the runbook in {store.description}: too many concurrent writers"

@@ -17,13 +17,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditor.core.decisions import DEFAULT_BRANCH
 from auditor.core.errors import AuditError
 from auditor.runbook.markdown import EntryFormatError, parse_front_matter
-from auditor.runbook.model import Actor
 from auditor.source.git import ZERO_OID, GitFailed, git, git_bytes, git_dir
+
+if TYPE_CHECKING:
+    from auditor.runbook.model import Actor
 
 ENTRIES_DIR = "entries"
 README_NAME = "README.md"

@@ -32,11 +32,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any, Literal
 
 from auditor import __version__
+from auditor.runbook.canonical import ENTRY_NAME_RE, entry_path, hash_body
 from auditor.runbook.identity import LEGACY_WRITER_RE
 from auditor.runbook.markdown import (
     MARKER,
@@ -46,10 +45,12 @@ from auditor.runbook.markdown import (
     parse_entry_file,
     render_entry,
 )
-from auditor.runbook.model import ENTRY_NAME_RE, Entry, entry_path, hash_body
 from auditor.runbook.signing import AllowedSigners, Checker, load_allowed_signers, message
 from auditor.runbook.store import ENTRIES_DIR, GitStore, Store, StoreState, _atomic_write
 from auditor.source.git import git
+
+if TYPE_CHECKING:
+    from auditor.runbook.model import Entry
 
 STATE_VERSION = 1
 _RECORD_START = f"\n{MARKER}\n```json\n"
@@ -269,6 +270,10 @@ _FAST_KEYS = ("id", "hash", "writer", "recorded_at", "decided_at", "decision")
 
 
 def _full_file_check(name: str, blob: bytes, problems: list[Problem]) -> Entry | None:
+    from pydantic import ValidationError
+
+    from auditor.runbook.model import Entry
+
     try:
         parsed = parse_entry_file(blob)
     except EntryFormatError as exc:
@@ -549,6 +554,16 @@ def _is_ancestor(store: GitStore, older: str, newer: str) -> bool:
         check=False,
     )
     return proc.returncode == 0
+
+
+def remember_canonical(store: GitStore, files: list[bytes]) -> None:
+    """Note that these entry files were rendered from validated records (by `record`), so a later
+    verify checks their hashes, chains and signatures without rendering them again."""
+    from auditor.source.snapshot import git_blob_id
+
+    cache = _Cache(store)
+    known = cache.load_rendered()
+    cache.save_rendered(known | {git_blob_id(data) for data in files})
 
 
 def _row(facts: Facts) -> list[Any]:
