@@ -219,17 +219,6 @@ def main() -> int:
     )
     assert proc.returncode == 0 and "incremental: 1 new" in proc.stdout, proc.stdout + proc.stderr
     inc_cpu = LAST_CPU[0]
-    # An entry this clone did not write (pulled from another writer): rendered and validated in full.
-    record_many(store, drafts(args.entries + 3)[-1:], signing_key=key)
-    (store.private / "rendered.json").unlink()
-    proc, foreign_s = timed(
-        lambda: subprocess.run(verify_cmd, cwd=repo, env=env, capture_output=True, text=True)
-    )
-    assert proc.returncode == 0 and "incremental: 1 new" in proc.stdout, proc.stdout + proc.stderr
-    print(
-        f"runbook verify, whole process, one new entry written elsewhere: "
-        f"{foreign_s * 1000:.0f} ms ({cpu()})"
-    )
     proc, full_proc_s = timed(
         lambda: subprocess.run(
             [*verify_cmd, "--full"], cwd=repo, env=env, capture_output=True, text=True
@@ -240,6 +229,17 @@ def main() -> int:
         f"runbook verify, whole process: one new entry {inc_proc_s * 1000:.0f} ms "
         f"(cpu {inc_cpu:.2f} s; target < 500 ms: {'ok' if inc_proc_s < 0.5 else 'MISSED'}), "
         f"--full {full_proc_s:.2f} s ({cpu()}; target < 3 s: {'ok' if full_proc_s < 3 else 'MISSED'})"
+    )
+    # An entry this clone did not write (pulled from another writer): rendered and validated in full.
+    record_many(store, drafts(args.entries + 3)[-1:], signing_key=key)
+    (store.private / "rendered.json").unlink()
+    proc, foreign_s = timed(
+        lambda: subprocess.run(verify_cmd, cwd=repo, env=env, capture_output=True, text=True)
+    )
+    assert proc.returncode == 0 and "incremental: 1 new" in proc.stdout, proc.stdout + proc.stderr
+    print(
+        f"runbook verify, whole process, one new entry written elsewhere: "
+        f"{foreign_s * 1000:.0f} ms ({cpu()})"
     )
     return 0 if max(times) < 1 and inc_proc_s < 0.5 and full_proc_s < 3 else 1
 
