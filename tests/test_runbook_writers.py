@@ -91,7 +91,8 @@ def test_runbooks_written_under_per_host_ids_keep_verifying(
     assert report.ok and report.entries == 4
     forked = {"KUMO_AUDIT_WRITER": "human:host-a:0123abcd"}
     for repo in (a, b):
-        ok(cli("runbook", "record", "--decision", "note", "--why", "new id", cwd=repo, env=forked))
+        why = f"new id in {repo.name}"  # two identical entries would be one file, not a fork
+        ok(cli("runbook", "record", "--decision", "note", "--why", why, cwd=repo, env=forked))
         ok(cli("runbook", "push", cwd=repo))
     ok(cli("runbook", "pull", cwd=a))
     proc = cli("runbook", "verify", cwd=a)
