@@ -9,6 +9,7 @@ from typing import Any
 
 from auditor.commands.common import (
     add_output_options,
+    add_record_options,
     load_explicit_config,
     output_plan,
     split_codes,
@@ -43,20 +44,7 @@ def add_change_options(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="write the findings of the new state as a baseline file",
     )
-    parser.add_argument(
-        "--record", action="store_true", help="write a runbook entry for the decision"
-    )
-    parser.add_argument("--runbook-branch", default="kumo-runbook", metavar="BRANCH")
-    parser.add_argument(
-        "--runbook-dir",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="keep the runbook in a plain directory instead of a branch",
-    )
-    parser.add_argument(
-        "--environment", default=None, help="environment label for the runbook entry"
-    )
+    add_record_options(parser, "write a runbook entry for the decision")
 
 
 @dataclass

@@ -21,7 +21,8 @@ class InOrder(argparse.Action):
         namespace.output_order = [*order, (self.dest, values)]
 
 
-def add_output_options(parser: argparse.ArgumentParser, formats: tuple[str, ...]) -> None:
+def add_format_options(parser: argparse.ArgumentParser, formats: tuple[str, ...]) -> None:
+    """`--format` (repeatable), each followed by its own optional `--output`."""
     parser.set_defaults(output_order=[])
     parser.add_argument(
         "--format",
@@ -40,6 +41,27 @@ def add_output_options(parser: argparse.ArgumentParser, formats: tuple[str, ...]
         metavar="FILE",
         help="write the preceding --format to FILE instead of standard output",
     )
+
+
+def add_record_options(parser: argparse.ArgumentParser, help_record: str) -> None:
+    """`--record` and where the runbook entry goes."""
+    parser.add_argument("--record", action="store_true", help=help_record)
+    parser.add_argument("--runbook-branch", default="kumo-runbook", metavar="BRANCH")
+    parser.add_argument(
+        "--runbook-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep the runbook in a plain directory instead of a branch",
+    )
+    parser.add_argument(
+        "--environment", default=None, help="environment label for the runbook entry"
+    )
+
+
+def add_output_options(parser: argparse.ArgumentParser, formats: tuple[str, ...]) -> None:
+    """Formats and outputs, plus the options that select and filter findings."""
+    add_format_options(parser, formats)
     parser.add_argument(
         "--fail-on",
         choices=("error", "warning", "info"),

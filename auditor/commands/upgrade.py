@@ -19,7 +19,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from auditor.commands.common import InOrder, output_plan, write_outputs
+from auditor.commands.common import (
+    add_format_options,
+    add_record_options,
+    output_plan,
+    write_outputs,
+)
 from auditor.core.errors import ConfigError, UsageError
 
 FORMATS = ("text", "json", "markdown", "html")
@@ -52,24 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--kumod", type=Path, metavar="BINARY", help="kumod binary to ask for the running release"
     )
-    parser.set_defaults(output_order=[])
-    parser.add_argument(
-        "--format",
-        dest="formats",
-        action=InOrder,
-        choices=FORMATS,
-        metavar="FORMAT",
-        help=f"output format: {', '.join(FORMATS)} (default text); may repeat, each followed "
-        "by its own --output",
-    )
-    parser.add_argument(
-        "--output",
-        dest="outputs",
-        action=InOrder,
-        type=Path,
-        metavar="FILE",
-        help="write the preceding --format to FILE instead of standard output",
-    )
+    add_format_options(parser, FORMATS)
     parser.add_argument(
         "--fail-on",
         choices=("needs-changes", "review"),
@@ -77,20 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="lowest verdict that makes the exit code 1 (default: needs-changes)",
     )
     parser.add_argument("--config", type=Path, metavar="FILE", help="configuration file to use")
-    parser.add_argument(
-        "--record", action="store_true", help="write an upgrade-evaluated runbook entry"
-    )
-    parser.add_argument("--runbook-branch", default="kumo-runbook", metavar="BRANCH")
-    parser.add_argument(
-        "--runbook-dir",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="runbook kept in a plain directory instead of a branch",
-    )
-    parser.add_argument(
-        "--environment", default=None, help="environment label for the runbook entry"
-    )
+    add_record_options(parser, "write an upgrade-evaluated runbook entry")
     parser.set_defaults(func=run)
 
 
