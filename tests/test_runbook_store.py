@@ -218,3 +218,19 @@ def test_bad_drafts_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(AuditError, match="reload"):
         record(store, EntryDraft(decision="note", reload={"impact": "sometimes"}))
     assert store.state().names == {}
+
+
+def test_fleet_orders_one_second_of_promotions_by_the_chain(tmp_path: Path) -> None:
+    """Entries have a one-second resolution: a host's live revision is the last one of its chain,
+    whatever the entry names (content ids) sort like."""
+    from auditor.runbook.fleet import fleet
+
+    store = GitStore(make_repo(tmp_path / "repo"))
+    for i in range(8):
+        reload = {"impact": "epoch", "elements": [], "daemon": {"release": f"rel-{i}"}}
+        draft = EntryDraft(
+            decision="promoted", why=f"p{i}", actor_kind="daemon", host="mx9", reload=reload
+        )
+        record(store, draft, now=at(1))
+    (row,) = fleet(store)
+    assert (row["host"], row["release"], row["last_decision"]) == ("mx9", "rel-7", "promoted")

@@ -164,6 +164,8 @@ class Daemon:
             self.resume()
             self.warm_up()
             self.loop()
+            if self.state.unpushed:  # a clean stop leaves no recorded decision only local
+                self.push()
             self.log("stopped", reason="signal")
             return 0
         finally:
