@@ -222,3 +222,105 @@ def test_local_function_returning_a_literal_gives_its_value(tmp_path: Path) -> N
 def test_function_returning_one_of_several_values_is_not_guessed(tmp_path: Path) -> None:
     write_tree(tmp_path, {"init.lua": _policy("0.0.0.0:25", "10.0.0.0/8", "relay()")})
     assert [f for f in audit(tmp_path).findings if f.code == "S101"] == []
+
+
+# Monitor-glob lists computed by the policy, checked element by element (R105).
+# K:docs/reference/kumo/set_config_monitor_globs.md: GLOBS is an array-style table of globs that
+# replaces the default '/opt/kumomta/etc/**/*.{lua,json,toml,yaml}'.
+GLOBS = """
+local kumo = require 'kumo'
+local sources = require 'policy-extras.sources'
+sources:setup { '/opt/kumomta/etc/policy/sources.toml' }
+kumo.on('init', function()
+  local globs = { '/opt/kumomta/etc/policy/*.lua' }
+  {build}
+  kumo.set_config_monitor_globs(globs)
+end)
+"""
+SOURCES = "[source.'a']\nsource_address = '10.0.0.1'\n"
+
+
+def _r105(tmp_path: Path, build: str) -> list[tuple[str, int, int, str]]:
+    write_tree(
+        tmp_path,
+        {"policy/init.lua": GLOBS.replace("{build}", build), "policy/sources.toml": SOURCES},
+    )
+    return [
+        (f.code, f.line, f.column, f.severity.value)
+        for f in audit(tmp_path).findings
+        if f.code == "R105"
+    ]
+
+
+def test_glob_list_built_with_table_insert_is_checked(tmp_path: Path) -> None:
+    assert _r105(tmp_path, "table.insert(globs, '/opt/kumomta/etc/policy/*.json')") == [
+        ("R105", 3, 17, "warning")
+    ]
+    assert _r105(tmp_path, "table.insert(globs, '/opt/kumomta/etc/policy/*.toml')") == []
+
+
+def test_glob_list_appended_by_length_and_in_a_loop(tmp_path: Path) -> None:
+    loop = "for _, ext in ipairs { 'json', '{ext}' } do globs[#globs + 1] = '/opt/kumomta/etc/policy/*.' .. ext end"
+    assert _r105(tmp_path, loop.replace("{ext}", "yaml")) == [("R105", 3, 17, "warning")]
+    assert _r105(tmp_path, loop.replace("{ext}", "toml")) == []
+    local = "local exts = { 'json', '{ext}' }\n  for _, e in ipairs(exts) do table.insert(globs, '/opt/kumomta/etc/policy/*.' .. e) end"
+    assert _r105(tmp_path, local.replace("{ext}", "yaml")) == [("R105", 3, 17, "warning")]
+    assert _r105(tmp_path, local.replace("{ext}", "toml")) == []
+
+
+def test_computed_glob_that_may_cover_a_file_is_an_info(tmp_path: Path) -> None:
+    # the prefix and suffix known of the computed glob allow it to match sources.toml
+    maybe = "table.insert(globs, '/opt/kumomta/etc/policy/' .. os.getenv('DATA_GLOB'))"
+    found = _r105(tmp_path, maybe)
+    assert found == [("R105", 3, 17, "info")]
+    (finding,) = [f for f in audit(tmp_path).findings if f.code == "R105"]
+    assert "whether '/opt/kumomta/etc/policy/' .. os.getenv('DATA_GLOB') does" in finding.message
+    # a computed glob under another directory cannot cover it: the warning stays
+    elsewhere = "table.insert(globs, '/srv/other/' .. os.getenv('DATA_GLOB'))"
+    assert _r105(tmp_path, elsewhere) == [("R105", 3, 17, "warning")]
+    # added only when a condition holds: what it would add may cover it
+    conditional = "if extra then table.insert(globs, '/opt/kumomta/etc/**/*.toml') end"
+    assert _r105(tmp_path, conditional) == [("R105", 3, 17, "info")]
+
+
+def test_glob_list_passed_to_unknown_code_is_not_guessed(tmp_path: Path) -> None:
+    assert _r105(tmp_path, "extend(globs)") == []
+    assert _r105(tmp_path, "table.insert(globs, 1, '/opt/kumomta/etc/policy/*.json')") == []
+
+
+def test_concatenated_glob_with_a_known_directory(tmp_path: Path) -> None:
+    build = "local dir = '/opt/kumomta/etc/' .. 'policy/'\n  table.insert(globs, dir .. '{ext}')"
+    assert _r105(tmp_path, build.replace("{ext}", "*.json")) == [("R105", 3, 17, "warning")]
+    assert _r105(tmp_path, build.replace("{ext}", "*.toml")) == []
+
+
+# K:docs/reference/kumo/start_esmtp_listener/relay_hosts.md; trusted hosts:
+# K:docs/reference/kumo/start_http_listener/trusted_hosts.md
+def test_relay_and_trusted_lists_built_by_insert_are_checked(tmp_path: Path) -> None:
+    policy = """
+    local kumo = require 'kumo'
+    kumo.on('init', function()
+      local relay = { '127.0.0.1' }
+      for _, net in ipairs { '10.0.0.0/24', '{net}' } do
+        table.insert(relay, net)
+      end
+      local trusted = {}
+      trusted[#trusted + 1] = '{trusted}'
+      kumo.start_esmtp_listener { listen = '0.0.0.0:25', relay_hosts = relay }
+      kumo.start_http_listener { listen = '0.0.0.0:8000', use_tls = true, trusted_hosts = trusted }
+    end)
+    """
+    write_tree(
+        tmp_path,
+        {"init.lua": policy.replace("{net}", "0.0.0.0/0").replace("{trusted}", "10.1.0.0/16")},
+    )
+    found = [f for f in audit(tmp_path).findings if f.code in ("S101", "S104")]
+    assert [(f.code, f.line, f.column, f.severity.value) for f in found] == [
+        ("S101", 4, 41, "error"),
+        ("S104", 8, 27, "error"),
+    ]
+    write_tree(
+        tmp_path,
+        {"init.lua": policy.replace("{net}", "10.0.1.0/24").replace("{trusted}", "127.0.0.1")},
+    )
+    assert [f.code for f in audit(tmp_path).findings if f.code in ("S101", "S104")] == []

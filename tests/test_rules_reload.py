@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from auditor.rules.reload import DEFAULT_MONITOR_GLOBS, glob_matches
+from auditor.kumo.monitor import DEFAULT_GLOBS as DEFAULT_MONITOR_GLOBS
+from auditor.kumo.monitor import glob_matches
 from tests.conftest import audit, codes_at, write_tree
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rules_reload"

@@ -12,44 +12,97 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from auditor.core.findings import Span
-from auditor.lua.literal import Lit, Table
+from auditor.lua.literal import Lit, Table, Unknown
 
 DEFAULT_GLOBS = ("/opt/kumomta/etc/**/*.{lua,json,toml,yaml}",)
+
+
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """A glob computed at run time: what it is written as, and what is known of its text."""
+
+    source: str
+    prefix: str = ""
+    suffix: str = ""
+    env: str | None = None
+
+    def may_match(self, path: str) -> bool:
+        """False when no value of the glob can match `path`: the literal text before its first
+        wildcard must begin the path, the literal text after its last one must end it."""
+        head = re.split(r"[*?\[{]", self.prefix, maxsplit=1)[0]
+        if head.startswith("/") and not _squeeze(path).startswith(_squeeze(head)):
+            return False
+        tail = re.split(r"[*?\]}]", self.suffix)[-1]
+        return path.endswith(tail)
+
+    def describe(self) -> str:
+        if self.env:
+            return f"{self.source} (from ${self.env})"
+        return self.source
+
+
+def _squeeze(path: str) -> str:
+    return re.sub("/+", "/", path)
 
 
 @dataclass(frozen=True, slots=True)
 class MonitorGlobs:
     globs: tuple[str, ...]
     explicit: bool  # set by the policy (else KumoMTA's default)
-    complete: bool  # every glob is a literal (else coverage is unknown)
+    complete: bool  # the list is known element by element (else coverage is unknown)
     module: str | None = None
     span: Span | None = None
+    computed: tuple[Computed, ...] = ()  # elements computed at run time
 
     def covers(self, deployed_path: str) -> bool | None:
-        """True/False when known; None when a non-literal glob could match anything."""
+        """True/False when known; None when a computed glob (or an unknown list) may match it."""
         if any(glob_matches(g, deployed_path) for g in self.globs):
             return True
-        return False if self.complete else None
+        if not self.complete:
+            return None
+        return None if self.unknown_for(deployed_path) else False
+
+    def unknown_for(self, deployed_path: str) -> list[Computed]:
+        """The computed globs that may match the path."""
+        return [c for c in self.computed if c.may_match(deployed_path)]
+
+
+def glob_list(value: object) -> tuple[list[str], list[Computed], bool]:
+    """(literal globs, computed ones, complete) of the argument of `set_config_monitor_globs`:
+    complete when the list is known element by element (each element literal or computed)."""
+    if not isinstance(value, Table):
+        return [], [], False
+    globs: list[str] = []
+    computed: list[Computed] = []
+    items = value.array()
+    complete = len(items) == len(value.entries)
+    for item in items:
+        if isinstance(item, Lit) and isinstance(item.value, str):
+            globs.append(item.value)
+        elif isinstance(item, Unknown):
+            computed.append(
+                Computed(item.source or "a computed value", item.prefix, item.suffix, item.env)
+            )
+        else:
+            complete = False
+    return globs, computed, complete
 
 
 def monitor_globs(model) -> MonitorGlobs:  # type: ignore[no-untyped-def]
-    """The globs in force: the last literal `set_config_monitor_globs` call, or KumoMTA's default."""
+    """The globs in force: those of the last `set_config_monitor_globs` call, or KumoMTA's
+    default."""
     calls = [s for s in model.calls_to("kumo.set_config_monitor_globs") if s.contexts]
     if not calls:
         return MonitorGlobs(DEFAULT_GLOBS, explicit=False, complete=True)
     site = calls[-1]
-    value = site.arg(0)
-    if not isinstance(value, Table):
-        return MonitorGlobs((), explicit=True, complete=False, module=site.module, span=site.span)
-    globs: list[str] = []
-    complete = not value.has_unknown_keys
-    for item in value.array():
-        if isinstance(item, Lit) and isinstance(item.value, str):
-            globs.append(item.value)
-        else:
-            complete = False
+    globs, computed, complete = glob_list(site.arg(0))
     return MonitorGlobs(
-        tuple(globs), explicit=True, complete=complete, module=site.module, span=site.span
+        tuple(globs),
+        explicit=True,
+        complete=complete,
+        module=site.module,
+        span=site.span,
+        computed=tuple(computed),
     )
 
 

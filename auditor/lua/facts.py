@@ -164,6 +164,23 @@ class _Const:
         self.where = where
 
 
+class _Loop:
+    """A `for _, v in ipairs {...}` (or pairs, or over a local table) whose elements are known: its
+    body runs once per element, so `table.insert(t, v)` there appends each of them."""
+
+    __slots__ = ("func", "level", "scope", "values", "var")
+
+    def __init__(self, func: int, level: int, scope: _Scope, var: str, values: list[Value]) -> None:
+        self.func, self.level, self.scope, self.var, self.values = func, level, scope, var, values
+
+
+_TABLE_INSERT: FieldPath = ("global", "table", "insert")
+_READ_ONLY: frozenset[FieldPath] = frozenset(
+    {("global", "ipairs"), ("global", "pairs"), ("global", "tostring"), ("global", "type")}
+)
+MAX_UNROLLED = 64  # elements of a loop followed one by one; a longer loop appends an unknown
+
+
 _SCALAR_EXPRESSIONS = frozenset(
     {"string", "number", "true", "false", "binary_expression", "parenthesized_expression"}
 )
@@ -183,6 +200,7 @@ class _Extractor:
         self.evaluator = Evaluator(self.index, self._const_lookup, self._call_lookup)
         self._returned: dict[int, list[Value]] = {}  # function id -> values its returns give
         self._fn_value: dict[int, Value] = {}  # function id -> what every call returns
+        self._loops: list[_Loop] = []  # enclosing loops over literal tables, innermost last
         self._defined: dict[
             int, int
         ] = {}  # function node start byte -> id (a node is defined once)
@@ -378,6 +396,7 @@ class _Extractor:
         conditional = node.type != "do_statement"
         if conditional:
             self.conditional += 1
+        loops = len(self._loops)
         for child in node.named_children:
             kind = child.type
             if kind == "block":
@@ -390,6 +409,7 @@ class _Extractor:
                 self.for_clause(child)
             else:
                 self.expression(child)
+        del self._loops[loops:]
         if conditional:
             self.conditional -= 1
         self.scope = saved
@@ -406,15 +426,19 @@ class _Extractor:
                 names.extend(self._text(n) for n in child.named_children if n.type == "identifier")
             else:
                 self.expression(child)
-        element = self._loop_element(node) if len(names) == 2 else None
+        values = self._loop_values(node) if len(names) == 2 else None
+        element = _loop_element(values) if values else None
         for i, name in enumerate(names):
             if i == 1 and element is not None:
                 self.scope.names[name] = _Const(element)
             else:
                 self.scope.names[name] = ("local", name)
+        if values and len(values) <= MAX_UNROLLED:
+            self._loops.append(_Loop(self.func, self.conditional, self.scope, names[1], values))
 
-    def _loop_element(self, clause: Node) -> Value | None:
-        """`for _, v in ipairs { 'a', 'b' }` (or pairs): what is known of v in every iteration."""
+    def _loop_values(self, clause: Node) -> list[Value] | None:
+        """`for _, v in ipairs { 'a', 'b' }` (or pairs, or a local table built before): the values v
+        takes, one per iteration, when they are all known."""
         exprs = [c for c in clause.named_children if c.type == "expression_list"]
         call = exprs[0].named_children[0] if exprs and exprs[0].named_children else None
         if call is None or call.type != "function_call":
@@ -424,22 +448,13 @@ class _Extractor:
         if iterator not in ("ipairs", "pairs") or self.scope.lookup(iterator) is not None:
             return None
         args = _call_args(call)
-        if len(args) != 1 or args[0].type != "table_constructor":
+        if len(args) != 1 or args[0].type not in ("table_constructor", "identifier"):
             return None
         table = self.evaluator.eval(args[0])
         if not isinstance(table, Table) or table.has_unknown_keys:
             return None
         values = table.array() if iterator == "ipairs" else [e.value for e in table.entries]
-        if not values or not all(isinstance(v, Lit) for v in values):
-            return None
-        if len(values) == 1:
-            return values[0]
-        texts = [v.value for v in values if isinstance(v, Lit) and isinstance(v.value, str)]
-        if len(texts) != len(values):
-            return None
-        prefix = _common_prefix(texts)
-        suffix = _common_prefix([t[::-1] for t in texts])[::-1]
-        return Unknown(table.span, "loop element", prefix, suffix)
+        return values or None
 
     def local_declaration(self, node: Node) -> None:
         for child in node.named_children:
@@ -541,6 +556,10 @@ class _Extractor:
         if len(table.entries) >= MAX_TRACKED_FIELDS:
             self.scope_assign(name, ("local", name))
             return
+        if target.type == "bracket_index_expression" and self._is_length_plus_one(field_node, name):
+            if value_node is not None:
+                self._append(name, bound, value_node)
+            return
         if target.type == "dot_index_expression":
             key: object = self._text(field_node)
         else:
@@ -557,6 +576,82 @@ class _Extractor:
         if not (isinstance(value, Lit) and value.value is None):  # t.k = nil removes k
             entries.append(Entry(key, value, self.index.span(field_node)))  # type: ignore[arg-type]
         self.scope_assign(name, _Const(Table(entries, table.span), bound.where))
+
+    def _is_length_plus_one(self, node: Node, name: str) -> bool:
+        """`#t + 1` for the table `t`: the key that appends to its sequence."""
+        if node.type != "binary_expression":
+            return False
+        left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+        operator = node.child_by_field_name("operator")
+        if left is None or right is None or operator is None or operator.type != "+":
+            return False
+        if right.type != "number" or self._text(right).strip() != "1":
+            return False
+        if left.type != "unary_expression" or not left.children or left.children[0].type != "#":
+            return False
+        operand = left.child_by_field_name("operand")
+        return operand is not None and operand.type == "identifier" and self._text(operand) == name
+
+    def _table_insert(self, args: list[Node]) -> bool:
+        """`table.insert(t, v)` on a local table followed as it is built: t gains v at its end."""
+        if len(args) != 2 or args[0].type != "identifier":
+            return False
+        name = self._text(args[0])
+        bound = self.scope.lookup(name)
+        if not isinstance(bound, _Const) or not isinstance(bound.value, Table):
+            return False
+        if len(bound.value.entries) >= MAX_TRACKED_FIELDS:
+            return False  # no longer followed: the table becomes unknown
+        self._append(name, bound, args[1])
+        return True
+
+    def _append(self, name: str, bound: _Const, value_node: Node) -> None:
+        """Append to the sequence of a local table: the value where the table was made; each
+        element of a loop over a known list directly inside that place; else an unknown element
+        (it may or may not be added)."""
+        values: list[Value]
+        here = (self.func, self.conditional)
+        loop = self._loops[-1] if self._loops else None
+        if bound.where == here:
+            values = [self.evaluator.eval(value_node)]
+        elif (
+            loop is not None
+            and bound.where == (loop.func, loop.level - 1)
+            and here == (loop.func, loop.level)
+            and self.scope.lookup(loop.var) is loop.scope.names.get(loop.var)
+        ):
+            if value_node.type == "identifier" and self._text(value_node) == loop.var:
+                values = list(loop.values)  # each element where it is written
+            else:
+                values = self._each_element(loop, value_node)
+        else:  # it may or may not be added: what is known of it stays (a prefix, a suffix)
+            value = self.evaluator.eval(value_node)
+            known = _concat_text(value) if isinstance(value, Lit) else None
+            prefix = known if known is not None else getattr(value, "prefix", "")
+            suffix = known if known is not None else getattr(value, "suffix", "")
+            env = value.env if isinstance(value, Unknown) else None
+            span = self.index.span(value_node)
+            values = [Unknown(span, "added where it may not run", prefix, suffix, env)]
+        table = bound.value
+        assert isinstance(table, Table)
+        entries = list(table.entries)
+        position = len(table.array())
+        for value in values:
+            if isinstance(value, Lit) and value.value is None:
+                continue  # appending nil adds nothing
+            position += 1
+            entries.append(Entry(position, value, None))
+        self.scope_assign(name, _Const(Table(entries, table.span), bound.where))
+
+    def _each_element(self, loop: _Loop, value_node: Node) -> list[Value]:
+        """The value of an expression in each iteration of a loop over known elements."""
+        saved = loop.scope.names[loop.var]
+        values = []
+        for element in loop.values:
+            loop.scope.names[loop.var] = _Const(element)
+            values.append(self.evaluator.eval(value_node))
+        loop.scope.names[loop.var] = saved
+        return values
 
     def bind_value(self, value_node: Node | None, name: str) -> object:
         """Evaluate the right-hand side once: walk it for calls, and return what the name now denotes."""
@@ -645,6 +740,8 @@ class _Extractor:
         method = callee_node is not None and callee_node.type == "method_index_expression"
         arg_values: list[Value] = []
         arg_refs: list[FieldPath | None] = []
+        # calls that leave a local table as it is (or change it in a way followed here)
+        inserted = callee in _READ_ONLY or (callee == _TABLE_INSERT and self._table_insert(args))
         for arg in args:
             if arg.type == "function_definition":
                 arg_values.append(Unknown(self.index.span(arg), "function"))
@@ -653,7 +750,11 @@ class _Extractor:
             arg_values.append(self.evaluator.eval(arg))
             arg_refs.append(self.resolve(arg) if arg.type != "table_constructor" else None)
             stack.append(arg)
-            if arg.type == "identifier" and (callee is None or callee[:1] != ("kumo",)):
+            if (
+                arg.type == "identifier"
+                and (callee is None or callee[:1] != ("kumo",))
+                and not inserted
+            ):
                 bound = self.scope.lookup(self._text(arg))
                 if isinstance(bound, _Const) and isinstance(bound.value, Table):
                     self.scope_assign(self._text(arg), ("local", self._text(arg)))
@@ -696,6 +797,25 @@ class _Extractor:
                     )
                 )
             self.statement(child)
+
+
+def _concat_text(value: Lit) -> str | None:
+    return value.value if isinstance(value.value, str) else None
+
+
+def _loop_element(values: list[Value]) -> Value | None:
+    """What is known of a loop variable in every iteration: the value itself when there is one,
+    else the prefix and suffix the string values share."""
+    if not all(isinstance(v, Lit) for v in values):
+        return None
+    if len(values) == 1:
+        return values[0]
+    texts = [v.value for v in values if isinstance(v, Lit) and isinstance(v.value, str)]
+    if len(texts) != len(values):
+        return None
+    prefix = _common_prefix(texts)
+    suffix = _common_prefix([t[::-1] for t in texts])[::-1]
+    return Unknown(values[0].span, "loop element", prefix, suffix)
 
 
 def _common_prefix(texts: list[str]) -> str:

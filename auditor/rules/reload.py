@@ -11,7 +11,7 @@ from auditor.core.findings import Finding, Severity
 from auditor.kumo.api import KumoApi
 from auditor.kumo.model import FILE, CallSite, PolicyModel
 from auditor.kumo.monitor import DEFAULT_GLOBS as DEFAULT_MONITOR_GLOBS
-from auditor.kumo.monitor import glob_matches
+from auditor.kumo.monitor import MonitorGlobs, glob_list
 from auditor.lua.literal import Lit, Table
 from auditor.rules.api_use import (
     LoadOrder,
@@ -352,51 +352,71 @@ end, { name = 'user.blocked_senders', ttl = '5 minutes', capacity = 1, invalidat
 # ----- R105 unmonitored-config ----------------------------------------------------------------------------
 
 
-def _monitor_globs(model: PolicyModel) -> tuple[CallSite | None, list[str] | None]:
-    """The globs in force: the last literal `set_config_monitor_globs` call (None if not literal)."""
+def _monitor_globs(model: PolicyModel) -> tuple[CallSite | None, MonitorGlobs]:
+    """The globs in force: those of the last `set_config_monitor_globs` call in load order (each
+    element literal or computed), or KumoMTA's default."""
     order = LoadOrder(model)
     sites = [s for s in model.calls_to("kumo.set_config_monitor_globs") if s.contexts]
     if not sites:
-        return None, list(DEFAULT_MONITOR_GLOBS)
+        return None, MonitorGlobs(DEFAULT_MONITOR_GLOBS, explicit=False, complete=True)
     site = max(sites, key=lambda s: order.key(s.module, s.call.span))
-    table = site.table_arg(0)
-    if table is None or table.has_unknown_keys or any(k for k, _ in table.fields()):
-        return site, None
-    globs: list[str] = []
-    for value in table.array():
-        if not (isinstance(value, Lit) and isinstance(value.value, str)):
-            return site, None
-        globs.append(value.value)
-    if len(globs) != len(table.entries):
-        return site, None
-    return site, globs
+    globs, computed, complete = glob_list(site.arg(0))
+    state = MonitorGlobs(tuple(globs), True, complete, site.module, site.span, tuple(computed))
+    return site, state
 
 
 def _check_unmonitored_config(ctx: Any) -> Iterator[Finding]:
     model: PolicyModel = ctx.model
     api: KumoApi = ctx.api
-    site, globs = _monitor_globs(model)
-    if globs is None:
-        return
+    site, state = _monitor_globs(model)
+    if site is not None and not state.complete and not state.globs:
+        return  # nothing of the list is known: whether it covers anything cannot be told
 
-    def covered(path: str) -> bool:
-        return any(glob_matches(g, path) for g in globs)
-
-    shown = ", ".join(repr(g) for g in globs)
+    shown = ", ".join(repr(g) for g in state.globs)
+    if state.computed:
+        shown += (", " if shown else "") + ", ".join(c.describe() for c in state.computed)
     source = (
         f"the globs set at {where(site.module, site.span)} ({shown})"
         if site is not None
         else f"the default config-monitor glob ({shown})"
     )
-    entry = model.path_map.to_deployed(model.entry) if model.mode == "policy" else None
-    if entry is not None and not covered(entry) and site is not None:
+
+    def report(module: str, span: Any, path: str, effect: str) -> Iterator[Finding]:
+        covered = state.covers(path)
+        if covered is True:
+            return
+        if covered is None:
+            maybe = state.unknown_for(path)
+            unknown = (
+                " and ".join(c.describe() for c in maybe)
+                if maybe
+                else "the part of the list computed at run time"
+            )
+            finding = UNMONITORED_CONFIG.finding(
+                module,
+                span,
+                f"none of the literal globs among {source} covers {path}, and whether "
+                f"{unknown} does is known only at run time: make sure it does, or edits to it "
+                "may never start a new configuration epoch",
+                key=f"unmonitored {path}",
+            )
+            yield dataclasses.replace(finding, severity=Severity.INFO)
+            return
         yield UNMONITORED_CONFIG.finding(
+            module,
+            span,
+            f"{source} do not cover {path}{effect}",
+            key=f"unmonitored {path}",
+        )
+
+    entry = model.path_map.to_deployed(model.entry) if model.mode == "policy" else None
+    if entry is not None and site is not None:
+        yield from report(
             site.module,
             site.call.name_span,
-            f"{source} do not cover the policy entry file {entry}: edits to it never start a new "
-            "configuration epoch, so pooled Lua contexts keep running the old policy until they "
-            "expire",
-            key=f"unmonitored {entry}",
+            entry,
+            ": edits to it never start a new configuration epoch, so pooled Lua contexts keep "
+            "running the old policy until they expire",
         )
     seen: set[str] = set()
     for ref in model.data_refs:
@@ -406,15 +426,15 @@ def _check_unmonitored_config(ctx: Any) -> Iterator[Finding]:
             continue  # read only in init/pre_init: a restart applies it, monitoring cannot
         deployed = ref.written if ref.written.startswith("/") else None
         deployed = deployed or model.path_map.to_deployed(ref.tree_path)
-        if deployed is None or deployed in seen or covered(deployed):
+        if deployed is None or deployed in seen:
             continue
         seen.add(deployed)
-        yield UNMONITORED_CONFIG.finding(
+        yield from report(
             ref.module,
             ref.span,
-            f"{source} do not cover {deployed} ({ref.loader}): edits to it never start a new "
-            "configuration epoch, so caches refreshed per epoch keep the old data",
-            key=f"unmonitored {deployed}",
+            deployed,
+            f" ({ref.loader}): edits to it never start a new configuration epoch, so caches "
+            "refreshed per epoch keep the old data",
         )
 
 
@@ -437,7 +457,11 @@ noticed: edits take effect only when contexts or caches expire, or not at all. T
 Paths in the audited tree are translated to their deployed location with the path map; globs are
 matched with KumoMTA's semantics (`*` and `?` within one path component, `**` for any number of
 directories, `{a,b}` alternatives, `[...]` classes). Data read only in `init`/`pre_init` is not
-reported (monitoring cannot apply it; a restart does). Globs computed at run time are not checked.
+reported (monitoring cannot apply it; a restart does). Lists computed by the policy are followed
+element by element (locals, concatenation, `table.insert`, `t[#t + 1] = v`, loops over literal
+lists, tables built field by field); when a file is not covered by the known globs and a glob
+computed at run time might cover it (its known prefix and suffix allow it), the finding is an info
+that names that glob.
 """,
     bad="""
 kumo.on('init', function()
