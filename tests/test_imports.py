@@ -72,3 +72,32 @@ def test_editing_a_file_invalidates_the_cached_result(tmp_path: Path) -> None:
     write_tree(policy, {"init.lua": "local kumo = require 'kumo'\nlocal m = require 'missing'\n"})
     proc = subprocess.run(run, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "E104" in proc.stdout
+
+
+def test_the_check_families_hold_every_rule_with_a_check() -> None:
+    """`iter_checks` imports only the families listed as having checks: every rule with a check
+    must live in one of them (for a snapshot, or for a change)."""
+    from auditor.rules import CHANGE_CHECK_FAMILIES, SNAPSHOT_CHECK_FAMILIES, registry
+
+    for rule_obj in registry.all_rules():
+        if rule_obj.check is None:
+            continue
+        family = rule_obj.check.__module__.rsplit(".", 1)[-1]
+        wanted = CHANGE_CHECK_FAMILIES if rule_obj.meta.change else SNAPSHOT_CHECK_FAMILIES
+        assert family in wanted, f"{rule_obj.meta.code} is checked in {family}"
+
+
+def test_a_check_imports_no_change_rules(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KUMO_AUDIT_CACHE_DIR": str(tmp_path / "c")}
+    code = (
+        "import sys; from auditor.cli import main; main(sys.argv[1:]); "
+        "print('MODULES:' + ','.join(sorted(m for m in sys.modules if m.startswith('auditor.'))))"
+    )
+    example = ROOT / "examples" / "acme-mta"
+    proc = subprocess.run([sys.executable, "-c", code, "check", str(example)],
+                          capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("MODULES:"))
+    modules = line.removeprefix("MODULES:").split(",")
+    assert "auditor.rules.security" in modules  # the rules ran (a cold cache)
+    assert "auditor.rules.change" not in modules
+    assert "R101" in proc.stdout

@@ -75,21 +75,17 @@ def run(args: argparse.Namespace) -> int:
         use_suppressions=not args.no_suppressions,
         kind=args.kind,
     )
+    plan = output_plan(args.output_order)
+    tool = {"entry": result.entry, "config": str(config_path) if config_path else None}
+    if config.kumomta_release or any(fmt != "text" for fmt, _ in plan):
+        tool["kumomta_release"] = audited_release(config)  # text never shows it: no version table
     data = RenderInput(
         root=str(args.path),
         findings=result.findings,
         summary=result.summary(),
         suppressions=result.suppressions,
-        extra={
-            "tool": {
-                "entry": result.entry,
-                "config": str(config_path) if config_path else None,
-                "kumomta_release": audited_release(config),
-                "mode": result.mode,
-            }
-        },
+        extra={"tool": {**tool, "mode": result.mode}},
     )
-    plan = output_plan(args.output_order)
     rendered = {fmt: render(fmt, data, color=use_color(target)) for fmt, target in plan}
     write_outputs(plan, rendered)
     with contextlib.suppress(OSError):

@@ -8,7 +8,6 @@ validates a file through a TypeAdapter only when there is one, and produces the 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date
@@ -246,6 +245,8 @@ def _describe(exc: Any) -> str:
         parent = _class_at(loc[:-1])
         name = str(loc[-1])
         names = [f.name for f in dataclasses.fields(parent)] if parent else []
+        import difflib
+
         close = difflib.get_close_matches(name, names, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         return f"unknown key '{where}'{hint}"

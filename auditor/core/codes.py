@@ -41,6 +41,8 @@ def category_of(code: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RuleMeta:
+    """A rule's metadata: code, name, severity, category and documentation."""
+
     code: str
     name: str
     severity: Severity

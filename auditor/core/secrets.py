@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import secrets as _random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -183,7 +182,9 @@ def repository_salt(start: Path | None) -> bytes:
         pass
     try:
         salt_file.parent.mkdir(exist_ok=True)
-        fresh = _random.token_hex(32)
+        import secrets
+
+        fresh = secrets.token_hex(32)
         fd = os.open(salt_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(fresh + "\n")

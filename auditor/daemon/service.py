@@ -966,11 +966,11 @@ def _cache(state_dir: Path):  # type: ignore[no-untyped-def]
     """The parse cache, kept under the state directory (a hardened unit has no home directory)."""
     from auditor import __version__
     from auditor.kumo.digest import api_table_digest
-    from auditor.pipeline.cache import ContentCache, code_fingerprint
+    from auditor.pipeline.cache import ANALYSIS_LAYERS, ContentCache, code_fingerprint
 
     # a small memory share: a long-running daemon sees endless versions of the same few files
     cache = ContentCache(state_dir / "cache", memory_entries=MEMORY_ENTRIES)
-    version = f"{__version__}:{api_table_digest()}:{code_fingerprint()}"
+    version = f"{__version__}:{api_table_digest()}:{code_fingerprint(ANALYSIS_LAYERS)}"
     calls = [0]
 
     def cached(namespace: str, content_id: str, compute):  # type: ignore[no-untyped-def]

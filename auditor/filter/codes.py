@@ -7,7 +7,6 @@ be the beginning of one; otherwise it is a configuration error with the closest 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,6 +31,8 @@ def code_problem(code: str, codes: list[str], *, prefix: bool = True) -> str | N
     if lookalike in candidates:
         close = [lookalike]
     else:
+        import difflib
+
         close = difflib.get_close_matches(lookalike, candidates, n=1, cutoff=0.5)
     what = "rule code or prefix" if prefix else "rule code"
     hint = f" (did you mean '{close[0]}'?)" if close else " (see `kumo-audit rules`)"

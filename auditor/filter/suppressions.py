@@ -20,6 +20,8 @@ _CODE = re.compile(r"^[A-Z]\d{3}$")
 
 @dataclass(slots=True)
 class InlineSuppression:
+    """One `kumo-audit: allow(...)` comment and what it covers."""
+
     path: str
     span: Span
     codes: list[str]

@@ -71,6 +71,8 @@ FILES_FROM = frozenset({"arg", "option:file_names", "option:extra_files", ""})
 
 @dataclass(frozen=True)
 class ParamSpec:
+    """One parameter of a KumoMTA function or struct: its type and whether it is required."""
+
     name: str
     type: str
     required: bool = False
@@ -89,6 +91,8 @@ class StructSpec:
 
 @dataclass(frozen=True)
 class FunctionSpec:
+    """One `kumo.*` function: where it may run, its parameters and its release facts."""
+
     name: str
     where: str
     since: str
@@ -112,6 +116,8 @@ class FunctionSpec:
 
 @dataclass(frozen=True)
 class EventSpec:
+    """One KumoMTA event: single or multiple handlers, phase and parameters."""
+
     name: str
     handlers: str
     phase: str
@@ -132,6 +138,8 @@ class EventSpec:
 
 @dataclass(frozen=True)
 class HelperSpec:
+    """One policy-extras helper: setup methods, what they return and register, its data files."""
+
     key: str
     module: str
     setup_methods: tuple[str, ...]
@@ -175,6 +183,8 @@ def helper_spec(key: str) -> HelperSpec:
 
 @dataclass(frozen=True, eq=False)
 class KumoApi:
+    """The API table of one KumoMTA release (read-only, shared)."""
+
     release: str
     commit: str
     table_version: int
@@ -338,7 +348,9 @@ def parse_api(data: bytes, *, use_cache: bool = False) -> KumoApi:
     of ``data`` (parsing the TOML costs ~35 ms; reading the cache ~1 ms).
     """
     digest = hashlib.sha256(data).hexdigest()
-    raw = _cached_table(data, digest) if use_cache else _parse_toml(data)
+    raw = (_packaged_table(digest) or _cached_table(data, digest)) if use_cache else None
+    if raw is None:
+        raw = _parse_toml(data)
     meta = raw["meta"]
     caches = raw.get("caches", {})
     events = {n: _event(n, e) for n, e in raw.get("events", {}).items()}
@@ -376,6 +388,36 @@ def _parse_toml(data: bytes) -> dict[str, Any]:
     import tomllib
 
     return tomllib.loads(data.decode("utf-8"))
+
+
+PACKAGED_TABLE = Path(__file__).with_name("api_table.json")
+
+
+def _packaged_table(digest: str) -> dict[str, Any] | None:
+    """The table parsed at build time (``api_table.json``, generated from ``api.toml``), when it was
+    made from exactly these bytes: a fresh install or CI runner needs no TOML parse (~30 ms)."""
+    import json
+
+    try:
+        packaged = json.loads(PACKAGED_TABLE.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(packaged, dict) or packaged.get("api_toml_sha256") != digest:
+        return None  # made from another api.toml: parse the TOML instead
+    table = packaged.get("table")
+    return table if isinstance(table, dict) and isinstance(table.get("meta"), dict) else None
+
+
+def render_packaged_table(data: bytes | None = None) -> str:
+    """``api_table.json`` for the packaged ``api.toml`` (or ``data``): its sha256 and parsed table.
+
+    Regenerate after editing ``api.toml``: ``python -m auditor.kumo.api > auditor/kumo/api_table.json``
+    """
+    import json
+
+    data = api_bytes() if data is None else data
+    payload = {"api_toml_sha256": hashlib.sha256(data).hexdigest(), "table": _parse_toml(data)}
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 def cache_dir() -> Path:
@@ -561,3 +603,7 @@ def derive_api(base: KumoApi, release: str) -> KumoApi:
         event_families=tuple(e for e in events.values() if e.is_family),
         helpers_by_module=MappingProxyType({h.module: h for h in helpers.values()}),
     )
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render_packaged_table())

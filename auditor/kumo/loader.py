@@ -37,6 +37,8 @@ class ParsedLua:
 
 @dataclass
 class LoadResult:
+    """A loaded policy model, the findings of loading it, and the texts read."""
+
     model: PolicyModel
     findings: list[Finding] = field(default_factory=list)
     texts: dict[str, str] = field(default_factory=dict)  # decoded text of every file read

@@ -24,6 +24,8 @@ Contexts = frozenset[str]
 
 @dataclass(slots=True)
 class LuaModule:
+    """One Lua file of the policy, with its facts and text."""
+
     path: str  # tree-relative
     name: str | None  # module name it was required as; None for the entry file
     facts: FileFacts
@@ -32,6 +34,8 @@ class LuaModule:
 
 @dataclass(slots=True)
 class CallSite:
+    """A call in a module, with the contexts (file level, handlers) it runs in."""
+
     module: str
     call: CallFact
     contexts: Contexts
@@ -82,6 +86,8 @@ class DataRef:
 
 @dataclass(slots=True)
 class HelperSetup:
+    """A policy-extras helper's setup call and the data files it loads."""
+
     helper: HelperSpec
     method: str
     site: CallSite
@@ -94,6 +100,8 @@ class HelperSetup:
 
 @dataclass(slots=True)
 class RequireEdge:
+    """One `require` and what it resolved to."""
+
     module: str  # requiring file
     name: str  # module name
     span: Span
@@ -104,6 +112,8 @@ class RequireEdge:
 
 @dataclass(slots=True)
 class GlobalSite:
+    """A global assignment in a module, with its contexts."""
+
     module: str
     name: str
     span: Span
@@ -114,6 +124,8 @@ class GlobalSite:
 
 @dataclass
 class PolicyModel:
+    """The policy as the rules see it: modules, calls, handlers, helpers and data."""
+
     entry: str
     path_map: PathMap
     api: KumoApi

@@ -47,6 +47,8 @@ def _squeeze(path: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class MonitorGlobs:
+    """The config monitor globs in effect and whether the policy set them."""
+
     globs: tuple[str, ...]
     explicit: bool  # set by the policy (else KumoMTA's default)
     complete: bool  # the list is known element by element (else coverage is unknown)

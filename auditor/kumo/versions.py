@@ -38,6 +38,8 @@ def _package_file(name: str) -> bytes:
 
 @dataclass(frozen=True, eq=False)
 class VersionTable:
+    """Release ranges of every API fact, from the generated version table."""
+
     releases: tuple[str, ...]
     functions: MappingProxyType[str, Any]
     events: MappingProxyType[str, Any]

@@ -12,6 +12,8 @@ _MESSAGE = re.compile(r"^(?:.*?):(\d+): (.*)$", re.DOTALL)
 
 @dataclass(frozen=True, slots=True)
 class LuaSyntaxError:
+    """Lua's own compile error: line and message."""
+
     line: int
     message: str
 

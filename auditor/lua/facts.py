@@ -31,6 +31,8 @@ FILE_LEVEL = -1  # `func` of code that runs when the file itself runs
 
 @dataclass
 class FunctionDef:
+    """A function defined in a file: name, span, enclosing function and parameters."""
+
     id: int
     name: str | None
     span: Span
@@ -41,6 +43,8 @@ class FunctionDef:
 
 @dataclass
 class CallFact:
+    """One call: callee path, evaluated arguments and spans."""
+
     callee: FieldPath
     text: str  # callee as written
     args: list[Value]
@@ -54,6 +58,8 @@ class CallFact:
 
 @dataclass
 class GlobalWrite:
+    """An assignment to a global variable."""
+
     name: str
     span: Span
     func: int
@@ -62,6 +68,8 @@ class GlobalWrite:
 
 @dataclass
 class MemberUse:
+    """A read of a member of a known value (e.g. a helper's field)."""
+
     path: FieldPath  # base path + member
     span: Span
     func: int
@@ -79,6 +87,8 @@ class Statement:
 
 @dataclass
 class Comment:
+    """One comment and where it stands."""
+
     line: int
     column: int
     end_line: int
@@ -100,6 +110,8 @@ class SecretString:
 
 @dataclass
 class FileFacts:
+    """Everything the rules need from one Lua file, extracted once and cached by content id."""
+
     functions: list[FunctionDef] = field(default_factory=list)
     calls: list[CallFact] = field(default_factory=list)
     globals: list[GlobalWrite] = field(default_factory=list)

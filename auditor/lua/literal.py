@@ -25,6 +25,8 @@ Scalar = Union[str, int, float, bool, None]
 
 @dataclass
 class Lit:
+    """A known scalar value and where it is written."""
+
     value: Scalar
     span: Span
     # set when the value holds only by default: `os.getenv('X') or 'v'` is 'v' "when X is unset"
@@ -56,6 +58,8 @@ class Unknown:
 
 @dataclass
 class Entry:
+    """One entry of a table constructor."""
+
     key: Scalar | Unknown  # None for positional entries before numbering
     value: Value
     key_span: Span | None  # None for positional entries
@@ -63,6 +67,8 @@ class Entry:
 
 @dataclass
 class Table:
+    """A table constructor's entries, in source order."""
+
     entries: list[Entry]
     span: Span
     _index: dict[Scalar, Entry] | None = field(default=None, repr=False)

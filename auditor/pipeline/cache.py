@@ -65,6 +65,8 @@ _MISS = object()
 
 @dataclass(slots=True)
 class CacheStats:
+    """Counters of one cache's lookups and writes."""
+
     hits: int = 0  # memory + disk
     disk_hits: int = 0
     misses: int = 0
@@ -139,8 +141,11 @@ class ContentCache:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
+        written = 0
         for namespace, content_id, version, value in pending:
-            self._write(namespace, content_id, version, value)
+            written += self._write(namespace, content_id, version, value, journal=False)
+        if written:
+            self._note_written(written)  # one journal update for the whole batch
 
     def get_or_compute(
         self, namespace: str, content_id: str, version: str, fn: Callable[[], Any]
@@ -297,13 +302,17 @@ class ContentCache:
                 os.utime(path)
         return value
 
-    def _write(self, namespace: str, content_id: str, version: str, value: object) -> None:
+    def _write(
+        self, namespace: str, content_id: str, version: str, value: object, journal: bool = True
+    ) -> int:
+        """Write one entry; the bytes written (0 when nothing was). With `journal=False` the
+        caller journals the write (`_note_written`)."""
         if not self._disk_usable():
-            return
+            return 0
         try:
             payload = pickle.dumps(value, protocol=5)
         except Exception:  # not picklable: keep it in memory only
-            return
+            return 0
         path, digest = self._path(namespace, content_id, version)
         header = _HEADER.pack(MAGIC, FORMAT, digest, len(payload), hashlib.sha256(payload).digest())
         try:
@@ -312,7 +321,7 @@ class ContentCache:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError:
             self._disk_ok = False
-            return
+            return 0
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(header)
@@ -320,9 +329,12 @@ class ContentCache:
             os.replace(tmp, path)
         except OSError:
             _unlink(tmp)
-            return
+            return 0
         self.stats.writes += 1
-        self._note_written(len(header) + len(payload))
+        size = len(header) + len(payload)
+        if journal:
+            self._note_written(size)
+        return size
 
 
 def limits_from_env() -> tuple[int, float]:
@@ -416,7 +428,7 @@ def parse_cache_for(root: Path, *, deferred: bool = False):  # type: ignore[no-u
     from auditor.kumo.digest import api_table_digest
 
     cache = ContentCache(default_cache_dir(root), deferred=deferred)
-    version = f"{__version__}:{api_table_digest()}:{code_fingerprint()}"
+    version = f"{__version__}:{api_table_digest()}:{code_fingerprint(ANALYSIS_LAYERS)}"
 
     def cached(namespace: str, content_id: str, compute):  # type: ignore[no-untyped-def]
         return cache.get_or_compute(namespace, content_id, version, compute)
@@ -425,18 +437,28 @@ def parse_cache_for(root: Path, *, deferred: bool = False):  # type: ignore[no-u
     return cached
 
 
+# The layers whose code decides what the pipeline computes and caches (parse results, data-file
+# values, check results); the layers above them only read those.
+ANALYSIS_LAYERS = (
+    "core", "source", "config", "lua", "kumo", "data", "rules", "filter", "pipeline",
+)  # fmt: skip
+
+
 @functools.cache
-def code_fingerprint() -> str:
+def code_fingerprint(layers: tuple[str, ...] | None = None) -> str:
     """Identifies this installation's code (file names, sizes, modification times), so results cached
-    by one build of kumo-audit are never served to another with the same version number."""
+    by one build of kumo-audit are never served to another with the same version number. With
+    `layers`, only those subpackages count (what a cache of pipeline results depends on)."""
     package = Path(__file__).resolve().parent.parent  # the whole auditor package
     h = hashlib.sha256()
-    for directory, dirnames, filenames in os.walk(package):
-        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-        for name in sorted(filenames):
-            if name.endswith((".py", ".toml")):
-                st = os.stat(os.path.join(directory, name))
-                h.update(
-                    f"{directory[len(str(package)) :]}/{name}:{st.st_size}:{st.st_mtime_ns}\n".encode()
-                )
+    tops = [package / layer for layer in layers] if layers is not None else [package]
+    for top in tops:
+        for directory, dirnames, filenames in os.walk(top):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for name in sorted(filenames):
+                if name.endswith((".py", ".toml")):
+                    st = os.stat(os.path.join(directory, name))
+                    h.update(
+                        f"{directory[len(str(package)) :]}/{name}:{st.st_size}:{st.st_mtime_ns}\n".encode()
+                    )
     return h.hexdigest()[:16]

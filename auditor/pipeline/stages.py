@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # the pipeline's modules load only when a tree is actually au
 
 @dataclass
 class AuditResult:
+    """What auditing one snapshot found, with the context the rules saw."""
+
     entry: str
     findings: list[Finding]
     context: AuditContext

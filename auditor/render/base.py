@@ -10,6 +10,8 @@ from auditor.core.findings import Finding, Suppression
 
 @dataclass
 class RenderInput:
+    """Everything a renderer needs: findings, summary, and optional reload and change reports."""
+
     root: str
     findings: list[Finding]
     summary: dict[str, Any]

@@ -14,6 +14,10 @@ FAMILIES = (
     "change",
     "suppression",
 )
+# The families whose rules have a check of their own (the others only declare the metadata of codes
+# that pipeline stages produce), for a snapshot and for a change.
+SNAPSHOT_CHECK_FAMILIES = ("api_use", "references", "reload", "security", "delivery")
+CHANGE_CHECK_FAMILIES = ("change",)
 
 
 def load_all() -> None:

@@ -187,6 +187,8 @@ def parsed(source: bytes) -> tuple[Tree, LineIndex, dict[tuple[int, int], Node]]
 
 @dataclass(slots=True)
 class FunctionBody:
+    """A handler's function body, with its tree and an evaluator for its values."""
+
     module: str
     body: Node
     tree: Tree

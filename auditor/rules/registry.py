@@ -14,6 +14,8 @@ CheckFn = Callable[[Any], Iterable[Finding]]
 
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """A registered rule: its metadata and its check, if it has one."""
+
     meta: RuleMeta
     check: (
         CheckFn | None
@@ -89,18 +91,13 @@ _loaded: set[str] = set()
 
 def _ensure_loaded(code: str | None = None) -> None:
     """Import the family that defines `code`, or every family; the hook needs only a few."""
-    from importlib import import_module
-
     from auditor.rules import FAMILIES
 
     families = FAMILIES
     if code is not None:
         found = prefix_of(code)
         families = (found.family,) if found else FAMILIES
-    for family in families:
-        if family not in _loaded:
-            _loaded.add(family)
-            import_module(f"auditor.rules.{family}")
+    _ensure_families(families)
 
 
 def all_rules() -> list[Rule]:
@@ -118,9 +115,21 @@ def get(code: str) -> Rule | None:
     return _RULES.get(code)
 
 
+def _ensure_families(families: tuple[str, ...]) -> None:
+    from importlib import import_module
+
+    for family in families:
+        if family not in _loaded:
+            _loaded.add(family)
+            import_module(f"auditor.rules.{family}")
+
+
 def iter_checks(*, change: bool = False) -> Iterator[Rule]:
-    """The rules with a check of their own: the change rules, or every other one."""
-    _ensure_loaded("C101" if change else None)
+    """The rules with a check of their own: the change rules, or every other one (only the families
+    that have such rules are imported)."""
+    from auditor.rules import CHANGE_CHECK_FAMILIES, SNAPSHOT_CHECK_FAMILIES
+
+    _ensure_families(CHANGE_CHECK_FAMILIES if change else SNAPSHOT_CHECK_FAMILIES)
     for code in sorted(_RULES):
         r = _RULES[code]
         if r.check is not None and r.meta.change == change:

@@ -33,6 +33,8 @@ class FileProblem(Exception):
 
 @dataclass(frozen=True, slots=True)
 class FileEntry:
+    """One file of a snapshot: its path and the Git blob id of its bytes."""
+
     path: str  # POSIX, relative to the snapshot root
     content_id: str  # Git blob id of the bytes
 
