@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -497,3 +498,134 @@ def test_many_reads_share_one_process(tmp_path: Path) -> None:
                 first = snap._reader._proc
         assert snap._reader._proc is first
         assert len(snap.files()) == 150
+
+
+def _ls_tree(repo: Path, treeish: str) -> dict[str, tuple[str, str]]:
+    out = git(repo, "ls-tree", "-r", "-z", treeish)
+    listed = {}
+    for record in out.split("\0"):
+        if record:
+            meta, _, path = record.partition("\t")
+            mode, kind, oid = meta.split()
+            if kind == "blob":
+                listed[path] = (mode, oid)
+    return listed
+
+
+def test_revision_listing_from_cat_file_matches_ls_tree(tmp_path: Path) -> None:
+    """Trees are read through the snapshot's `git cat-file` process, recursively; the listing is
+    `ls-tree -r`'s (paths, modes, ids), and a Git without `--batch-command` gets it from ls-tree."""
+    repo = init_repo(tmp_path / "r")
+    files = {f"policy/d{i % 3}/sub{i % 2}/f{i}.lua": f"-- {i}\n" for i in range(12)}
+    files |= {"policy/init.lua": "init\n", "policy/ünïcode name.toml": "a = 1\n", "top.md": "x\n"}
+    write(repo, files)
+    (repo / "policy" / "run.sh").write_text("#!/bin/sh\n")
+    (repo / "policy" / "run.sh").chmod(0o755)
+    os.symlink("init.lua", repo / "policy" / "alias.lua")
+    head = commit_all(repo, "tree")
+    for subdir, treeish in (
+        ("", head),
+        ("policy", f"{head}:policy"),
+        ("policy/d1", f"{head}:policy/d1"),
+    ):
+        expected = _ls_tree(repo, treeish)
+        for command_mode in (None, False):
+            reader = BlobReader(repo)
+            reader._command_mode = command_mode
+            try:
+                with RevisionSnapshot.open(repo, "HEAD", subdir, reader=reader) as snap:
+                    got = {p: (e.mode, e.oid) for p, e in snap._entries.items()}
+                    assert got == expected, (subdir, command_mode)
+                    assert snap.commit == head.strip()
+                    for path in snap.files():
+                        assert git_blob_id(snap.read(path)) == snap.content_id(path)
+            finally:
+                reader.close()
+
+
+def test_sha256_repository(tmp_path: Path) -> None:
+    repo = tmp_path / "r"
+    repo.mkdir()
+    if subprocess.run(["git", "-C", str(repo), "init", "-q", "--object-format=sha256"],
+                      capture_output=True).returncode != 0:  # fmt: skip
+        pytest.skip("this Git cannot make SHA-256 repositories")
+    write(repo, {"policy/init.lua": "init\n", "policy/lib/a.lua": "a\n"})
+    head = commit_all(repo, "sha256").strip()
+    with open_snapshot(repo, "HEAD", subdir="policy") as snap:
+        assert snap.commit == head and len(head) == 64
+        assert read_all(snap) == {"init.lua": b"init\n", "lib/a.lua": b"a\n"}
+        assert (
+            snap.content_id("lib/a.lua") == git(repo, "rev-parse", "HEAD:policy/lib/a.lua").strip()
+        )
+
+
+def test_snapshots_of_many_revisions_share_one_reader(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "r")
+    revisions = [commit_all_with(repo, {"init.lua": f"v{i}\n"}) for i in range(8)]
+    reader = BlobReader(repo)
+    try:
+        procs = set()
+        for i, rev in enumerate(revisions):
+            snap = open_snapshot(repo, rev, reader=reader)
+            assert snap.read("init.lua") == f"v{i}\n".encode()
+            snap.close()  # a shared reader outlives the snapshot
+            procs.add(id(reader._proc))
+            assert reader._proc is not None and reader._proc.poll() is None
+        assert len(procs) == 1
+    finally:
+        reader.close()
+    assert reader._proc is None
+
+
+def commit_all_with(repo: Path, files: dict[str, str]) -> str:
+    write(repo, files)
+    return commit_all(repo, "change").strip()
+
+
+def test_ci_each_commit_starts_no_git_process_per_commit(tmp_path: Path) -> None:
+    """`ci --each-commit` reads every state through one `git cat-file`: the number of git processes
+    it starts does not grow with the number of commits."""
+    from tests.conftest import ROOT
+
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    log = tmp_path / "calls.log"
+    real = subprocess.run(["sh", "-c", "command -v git"], capture_output=True, text=True).stdout
+    (shim / "git").write_text(f'#!/bin/sh\necho x >> "{log}"\nexec "{real.strip()}" "$@"\n')
+    (shim / "git").chmod(0o755)
+
+    def calls(commits: int) -> int:
+        repo = init_repo(tmp_path / f"r{commits}")
+        base = commit_all_with(repo, {"init.lua": "local kumo = require 'kumo'\n"})
+        for i in range(commits):
+            commit_all_with(repo, {"init.lua": f"local kumo = require 'kumo'\nlocal v = {i}\n"})
+        log.write_text("")
+        env = {**os.environ, "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}",
+               "PYTHONPATH": str(ROOT), "KUMO_AUDIT_CACHE_DIR": str(tmp_path / f"c{commits}")}  # fmt: skip
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "auditor",
+                "ci",
+                "--base",
+                base,
+                "--policy",
+                str(repo),
+                "--each-commit",
+                "--format",
+                "json",
+                "--output",
+                os.devnull,
+            ],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.count("epoch") == commits
+        return len(log.read_text().splitlines())
+
+    assert calls(3) == calls(9)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditor.change.changeset import ChangeSet, compute, unloadable
 from auditor.config.settings import Config
@@ -15,6 +15,9 @@ from auditor.pipeline.api import AuditOptions, resolve_config
 from auditor.pipeline.stages import AuditResult, audit_snapshot
 from auditor.rules import registry
 from auditor.source.snapshot import FileProblem, Snapshot
+
+if TYPE_CHECKING:
+    from auditor.source.git_snapshot import BlobReader
 
 
 @dataclass
@@ -169,18 +172,33 @@ def audit_git_change(
     head: str,
     options: AuditOptions | None = None,
     subdir: str | None = None,
+    reader: BlobReader | None = None,
 ) -> ChangeResult:
     """`audit_change` of two states of a Git repository: "INDEX", "WORKTREE" or a revision (base
-    None: no previous state), with the policy in `subdir` of the repository."""
-    from auditor.source.git_snapshot import open_snapshot
+    None: no previous state), with the policy in `subdir` of the repository. Both states are read
+    through one `git cat-file` process: `reader` (a `BlobReader` of the repository, kept open by the
+    caller across many changes), else one started and stopped here."""
+    from auditor.source.git_snapshot import BlobReader, find_repo, open_snapshot
 
-    head_snapshot = open_snapshot(repo, head, subdir or None)
+    if reader is None:
+        top = find_repo(repo)
+        own = BlobReader(top) if top is not None else None  # one `git cat-file` for both states
+    else:
+        own = None
+    shared = reader or own
     try:
-        base_snapshot = open_snapshot(repo, base, subdir or None) if base else None
+        head_snapshot = open_snapshot(repo, head, subdir or None, reader=shared)
         try:
-            return audit_change(base_snapshot, head_snapshot, options)
+            base_snapshot = (
+                open_snapshot(repo, base, subdir or None, reader=shared) if base else None
+            )
+            try:
+                return audit_change(base_snapshot, head_snapshot, options)
+            finally:
+                if base_snapshot is not None:
+                    base_snapshot.close()
         finally:
-            if base_snapshot is not None:
-                base_snapshot.close()
+            head_snapshot.close()
     finally:
-        head_snapshot.close()
+        if own is not None:
+            own.close()

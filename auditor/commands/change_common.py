@@ -83,13 +83,21 @@ def audit_options(args: argparse.Namespace, cached=None):  # type: ignore[no-unt
     )
 
 
-def run_audit(args: argparse.Namespace, where: Located, base_spec: str | None, head_spec: str):  # type: ignore[no-untyped-def]
-    """Audit head_spec as a change from base_spec (None: no previous state)."""
+def run_audit(  # type: ignore[no-untyped-def]
+    args: argparse.Namespace,
+    where: Located,
+    base_spec: str | None,
+    head_spec: str,
+    reader=None,
+    cached=None,
+):
+    """Audit head_spec as a change from base_spec (None: no previous state); `reader` and `cached`
+    (a `BlobReader` of the repository, a parse cache) are shared by a caller auditing many changes."""
     from auditor.change import audit_git_change
     from auditor.pipeline.cache import parse_cache_for
 
-    options = audit_options(args, parse_cache_for(where.repo))
-    report = audit_git_change(where.repo, base_spec, head_spec, options, where.subdir)
+    options = audit_options(args, cached or parse_cache_for(where.repo))
+    report = audit_git_change(where.repo, base_spec, head_spec, options, where.subdir, reader)
     if args.baseline:
         from auditor.filter.baseline import apply_baseline, read_baseline
 

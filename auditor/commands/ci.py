@@ -53,9 +53,18 @@ def run(args: argparse.Namespace) -> int:
     base_ref = args.base or env.base_ref or "origin/main"
     head = resolve_rev(where.repo, args.head)
     base = merge_base(where.repo, resolve_rev(where.repo, base_ref), head)
-    if args.each_commit:
-        each_commit(args, where, base, head, commits_between(where.repo, base, head))
-    report, config = run_audit(args, where, base, head)
+    from auditor.pipeline.cache import parse_cache_for
+    from auditor.source.git_snapshot import BlobReader
+
+    reader = BlobReader(where.repo)  # one `git cat-file` for every state audited here
+    cached = parse_cache_for(where.repo)
+    try:
+        if args.each_commit:
+            commits = commits_between(where.repo, base, head)
+            each_commit(args, where, base, head, commits, reader, cached)
+        report, config = run_audit(args, where, base, head, reader, cached)
+    finally:
+        reader.close()
     status = exit_status(report, args.fail_on or config.fail_on)
     data = render_report(args, report, where, {"base": base, "head": head, "ci": env.name})
     if args.summary:
@@ -107,7 +116,9 @@ def _path(text: str):  # type: ignore[no-untyped-def]
     return Path(text)
 
 
-def each_commit(args: argparse.Namespace, where, base: str, head: str, commits: list[str]) -> None:  # type: ignore[no-untyped-def]
+def each_commit(  # type: ignore[no-untyped-def]
+    args: argparse.Namespace, where, base: str, head: str, commits: list[str], reader, cached
+) -> None:
     """One line per commit: its verdict on its own (parent to commit), with a progress bar on a TTY.
 
     A commit's verdict depends only on the two trees, the configuration and the tool, so it is cached
@@ -134,7 +145,7 @@ def each_commit(args: argparse.Namespace, where, base: str, head: str, commits: 
         key = f"{trees.get(parent)}..{trees.get(commit)}:{options}"
         verdict = cache.get("ci-verdict", key, "1") if cache else None
         if verdict is None:
-            report, config = run_audit(_quiet(args), where, parent, commit)
+            report, config = run_audit(_quiet(args), where, parent, commit, reader, cached)
             status = exit_status(report, args.fail_on or config.fail_on)
             verdict = (
                 "blocked" if status else report.change.impact,

@@ -93,6 +93,25 @@ def run_git(
     return proc
 
 
+def start_git(repo: Path, *args: str) -> subprocess.Popen[bytes]:
+    """Start a long-lived `git -C repo ARGS` with pipes for standard input and output (e.g. `cat-file
+    --batch-command`); the caller talks to it and closes it. Standard error is discarded."""
+    try:
+        return subprocess.Popen(
+            ["git", "-C", str(repo), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=git_env(),
+        )
+    except FileNotFoundError:
+        raise AuditError("git is not installed or not on PATH") from None
+    except OSError as exc:
+        raise AuditError(
+            f"cannot run git {args[0] if args else ''}: {exc.strerror or exc}"
+        ) from None
+
+
 def git_bytes(
     repo: Path,
     *args: str,

@@ -29,7 +29,6 @@ from auditor.source.git import (
     find_repo,
     first_line,
     git_dir,
-    git_env,
     head_commit,
     is_shallow,
     is_unborn,
@@ -37,6 +36,8 @@ from auditor.source.git import (
     repo_state,
     resolve_rev,
     run_git,
+    start_git,
+    valid_rev,
 )
 from auditor.source.snapshot import DEFAULT_SIZE_LIMIT, FileProblem, FsSnapshot, Snapshot, normalize
 
@@ -61,6 +62,7 @@ __all__ = [
 
 MODE_LINK = "120000"
 MODE_SUBMODULE = "160000"
+MODE_TREE = "40000"  # as tree objects write it (`ls-tree` prints 040000)
 REGULAR_MODES = frozenset({"100644", "100755", "100664"})
 EMPTY_BLOB = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
 MAX_LINK_HOPS = 40
@@ -90,16 +92,7 @@ class BlobReader:
         self._lock = threading.Lock()
 
     def _spawn(self, mode: str) -> subprocess.Popen[bytes]:
-        try:
-            return subprocess.Popen(
-                ["git", "-C", str(self.repo), "cat-file", mode],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env=git_env(),
-            )
-        except OSError as exc:
-            raise AuditError(f"cannot run git cat-file: {exc.strerror or exc}") from None
+        return start_git(self.repo, "cat-file", mode)
 
     def _exchange(self, commands: list[bytes], contents: bool) -> list[tuple[bytes, bytes | None]]:
         """Send commands, return (header, body) per command; body only when `contents`."""
@@ -135,7 +128,7 @@ class BlobReader:
                     verb = b""
                 else:
                     verb = b"contents " if contents else b"info "
-                commands = [verb + oid.encode("ascii") + b"\n" for oid in oids]
+                commands = [verb + os.fsencode(oid) + b"\n" for oid in oids]
                 try:
                     answers = self._exchange(commands, contents)
                 except (OSError, ValueError) as exc:
@@ -174,6 +167,56 @@ class BlobReader:
             raise AuditError(f"Git object {oid} is missing from the repository")
         return body
 
+    def resolve_commit(self, rev: str) -> str | None:
+        """The commit `rev` names, from the running process (no `git rev-parse`); None when it names
+        none, or when this Git cannot answer here (the caller then asks `rev-parse`)."""
+        if self._command_mode is False or "\n" in rev:
+            return None
+        answers = self._run([f"{rev}^{{commit}}"], contents=False)
+        if answers is None:
+            return None
+        fields = answers[0][0].split()
+        return fields[0].decode("ascii") if len(fields) == 3 and fields[1] == b"commit" else None
+
+    def list_tree(self, treeish: str) -> tuple[str, dict[str, _Entry]] | None:
+        """("tree", entries) for every file and symlink under `treeish` (recursively, paths relative
+        to it), ("missing", {}) when it names nothing, (its type, {}) when it is not a tree; None
+        when this Git cannot answer here (the caller then asks `ls-tree`). Sizes are left unknown:
+        `GitSnapshot` asks for them in one batch when a file is read."""
+        if self._command_mode is False or "\n" in treeish:
+            return None
+        answers = self._run([treeish], contents=True)
+        if answers is None:
+            return None
+        header, body = answers[0]
+        fields = header.split()
+        if len(fields) != 3:
+            return "missing", {}
+        if fields[1] != b"tree" or body is None:
+            return fields[1].decode("ascii", "replace"), {}
+        raw = len(fields[0]) // 2  # 20 bytes for SHA-1, 32 for SHA-256
+        entries: dict[str, _Entry] = {}
+        level = [("", body)]
+        while level:
+            subtrees: list[tuple[str, str]] = []
+            for prefix, data in level:
+                for mode, name, oid in _tree_records(data, raw):
+                    path = prefix + name
+                    if mode == MODE_TREE:
+                        subtrees.append((path + "/", oid))
+                    elif mode in REGULAR_MODES or mode == MODE_LINK:
+                        entries[path] = _Entry(mode, oid)
+            if not subtrees:
+                break
+            found = self._run([oid for _, oid in subtrees], contents=True)
+            assert found is not None
+            level = []
+            for (prefix, _oid), (sub_header, sub_body) in zip(subtrees, found, strict=True):
+                if sub_body is None or sub_header.split()[1:2] != [b"tree"]:
+                    raise AuditError(f"Git tree {_oid} is missing from the repository")
+                level.append((prefix, sub_body))
+        return "tree", entries
+
     def close(self) -> None:
         with self._lock:
             self._close_locked()
@@ -193,6 +236,24 @@ class BlobReader:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _tree_records(data: bytes, raw: int) -> list[tuple[str, str, str]]:
+    """(mode, name, hex id) of each record of a tree object: `<mode> <name>\\0<raw id>`."""
+    records = []
+    at, end = 0, len(data)
+    while at < end:
+        space = data.index(b" ", at)
+        nul = data.index(b"\0", space)
+        records.append(
+            (
+                data[at:space].decode("ascii"),
+                os.fsdecode(data[space + 1 : nul]),
+                data[nul + 1 : nul + 1 + raw].hex(),
+            )
+        )
+        at = nul + 1 + raw
+    return records
 
 
 def blob_sizes(repo: Path, oids: list[str]) -> dict[str, int | None]:
@@ -223,6 +284,7 @@ class GitSnapshot(Snapshot):
         subdir: str = "",
         conflicted: set[str] | None = None,
         size_limit: int = DEFAULT_SIZE_LIMIT,
+        reader: BlobReader | None = None,
     ) -> None:
         self.repo = repo
         self.subdir = subdir
@@ -232,7 +294,9 @@ class GitSnapshot(Snapshot):
         self._entries = entries
         self._conflicted = conflicted or set()
         self._links = any(e.mode == MODE_LINK for e in entries.values())
-        self._reader = BlobReader(repo)
+        # a shared reader (several snapshots of one repository) is closed by whoever made it
+        self._owns_reader = reader is None
+        self._reader = reader if reader is not None else BlobReader(repo)
         self._link_text: dict[str, str] = {}
         self._listing: tuple[list[str], dict[str, str], list[FileProblem]] | None = None
         self._dirs: set[str] | None = None
@@ -240,12 +304,13 @@ class GitSnapshot(Snapshot):
     # -- lifecycle -------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop the `git cat-file` process; reads after this start a new one."""
-        self._reader.close()
+        """Stop the `git cat-file` process (unless it is shared); reads after this start a new one."""
+        if self._owns_reader:
+            self._reader.close()
 
     def __del__(self) -> None:
         reader = getattr(self, "_reader", None)
-        if reader is not None:
+        if reader is not None and getattr(self, "_owns_reader", False):
             reader.close()
 
     # -- path resolution -------------------------------------------------------------------------
@@ -420,7 +485,11 @@ class IndexSnapshot(GitSnapshot):
 
     @classmethod
     def open(
-        cls, repo: Path, subdir: str = "", size_limit: int = DEFAULT_SIZE_LIMIT
+        cls,
+        repo: Path,
+        subdir: str = "",
+        size_limit: int = DEFAULT_SIZE_LIMIT,
+        reader: BlobReader | None = None,
     ) -> IndexSnapshot:
         args = ["ls-files", "--stage", "-z"]
         if subdir:
@@ -445,7 +514,7 @@ class IndexSnapshot(GitSnapshot):
                 entries[path] = _Entry(mode, oid)
         for path in conflicted:
             entries.pop(path, None)
-        snapshot = cls(repo, entries, "index", subdir, conflicted, size_limit)
+        snapshot = cls(repo, entries, "index", subdir, conflicted, size_limit, reader)
         _drop_intent_to_add(snapshot)
         return snapshot
 
@@ -481,28 +550,61 @@ class RevisionSnapshot(GitSnapshot):
 
     @classmethod
     def open(
-        cls, repo: Path, rev: str, subdir: str = "", size_limit: int = DEFAULT_SIZE_LIMIT
+        cls,
+        repo: Path,
+        rev: str,
+        subdir: str = "",
+        size_limit: int = DEFAULT_SIZE_LIMIT,
+        reader: BlobReader | None = None,
     ) -> RevisionSnapshot:
+        """The revision's tree, resolved and listed by the snapshot's `git cat-file` process (the
+        one it reads with; `reader` shares one across snapshots), else by `rev-parse`/`ls-tree`."""
+        own = reader is None
+        reader = reader if reader is not None else BlobReader(repo)
         try:
-            commit: str | None = resolve_rev(repo, rev)
+            commit, entries = _open_revision(repo, rev, subdir, reader)
+        except BaseException:
+            if own:
+                reader.close()
+            raise
+        # the process that listed the tree reads the files too
+        snapshot = cls(repo, entries, rev, subdir, None, size_limit, reader)
+        snapshot._owns_reader = own
+        snapshot.commit = commit
+        return snapshot
+
+
+def _open_revision(
+    repo: Path, rev: str, subdir: str, reader: BlobReader
+) -> tuple[str | None, dict[str, _Entry]]:
+    commit = reader.resolve_commit(rev) if valid_rev(rev) else None
+    if commit is None:  # unknown to cat-file (or an old Git): rev-parse gives the exact error
+        try:
+            commit = resolve_rev(repo, rev)
         except AuditError:
             if not is_unborn(repo, rev):
                 raise
             commit = None
-        entries: dict[str, _Entry] = {}
-        if commit is not None:
-            treeish = f"{commit}:{subdir}" if subdir else commit
-            proc = run_git(repo, "ls-tree", "-r", "-l", "-z", treeish, check=False)
-            if proc.returncode == 0:
-                _parse_ls_tree(proc.stdout, entries)
-            elif b"not a tree object" in proc.stderr:
-                raise AuditError(f"{subdir!r} is not a directory in {rev}")
-            elif b"not a valid object name" not in proc.stderr.lower():
-                raise AuditError(f"git ls-tree failed: {first_line(proc.stderr)}")
-            # a subdirectory absent at this revision is an empty snapshot (the policy did not exist yet)
-        snapshot = cls(repo, entries, rev, subdir, None, size_limit)
-        snapshot.commit = commit
-        return snapshot
+    entries: dict[str, _Entry] = {}
+    if commit is None:
+        return None, entries
+    treeish = f"{commit}:{subdir}" if subdir else f"{commit}^{{tree}}"
+    listed = reader.list_tree(treeish)
+    if listed is not None:
+        kind, entries = listed
+        if kind not in ("tree", "missing"):
+            raise AuditError(f"{subdir!r} is not a directory in {rev}")
+        # a subdirectory absent at this revision is an empty snapshot (the policy did not exist yet)
+        return commit, entries
+    treeish = f"{commit}:{subdir}" if subdir else commit
+    proc = run_git(repo, "ls-tree", "-r", "-l", "-z", treeish, check=False)
+    if proc.returncode == 0:
+        _parse_ls_tree(proc.stdout, entries)
+    elif b"not a tree object" in proc.stderr:
+        raise AuditError(f"{subdir!r} is not a directory in {rev}")
+    elif b"not a valid object name" not in proc.stderr.lower():
+        raise AuditError(f"git ls-tree failed: {first_line(proc.stderr)}")
+    return commit, entries
 
 
 def _parse_ls_tree(out: bytes, entries: dict[str, _Entry]) -> None:
@@ -542,18 +644,22 @@ def open_snapshot(
     spec: str,
     subdir: str | None = None,
     size_limit: int = DEFAULT_SIZE_LIMIT,
+    reader: BlobReader | None = None,
 ) -> Snapshot:
     """`spec` is "WORKTREE", "INDEX" or a revision. The snapshot root is `repo_path/subdir`; `repo_path`
-    may itself be a directory inside the repository."""
+    may itself be a directory inside the repository. `reader` (a `BlobReader` of that repository)
+    is shared instead of starting a `git cat-file` process for this snapshot."""
     if spec == "WORKTREE":
         root = Path(repo_path) / normalize(subdir) if subdir else Path(repo_path)
         if not root.is_dir():
             raise AuditError(f"not a directory: {root}")
         return FsSnapshot(root, size_limit)
     top, inner = _subdir_of(Path(repo_path), subdir)
+    if reader is not None and Path(reader.repo).resolve() != top:
+        reader = None  # a reader of another repository (or of another path to it) is not shared
     if spec == "INDEX":
-        return IndexSnapshot.open(top, inner, size_limit)
-    return RevisionSnapshot.open(top, spec, inner, size_limit)
+        return IndexSnapshot.open(top, inner, size_limit, reader)
+    return RevisionSnapshot.open(top, spec, inner, size_limit, reader)
 
 
 def changed_paths(base: Snapshot, head: Snapshot) -> list[str]:
