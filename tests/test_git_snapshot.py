@@ -629,3 +629,25 @@ def test_ci_each_commit_starts_no_git_process_per_commit(tmp_path: Path) -> None
         return len(log.read_text().splitlines())
 
     assert calls(3) == calls(9)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("init.lua", "init.lua"),
+        ("gen/mod_001.lua", "gen/mod_001.lua"),
+        ("./a/./b.lua", "a/b.lua"),
+        ("a//b.lua", "a/b.lua"),
+        ("a/b/../c.lua", "a/c.lua"),
+        ("../up.lua", "../up.lua"),
+        ("a/../../up.lua", "../up.lua"),
+        ("a\\b.lua", "a/b.lua"),
+        ("a/", "a"),
+        ("", ""),
+        (".", ""),
+    ],
+)
+def test_normalize(path: str, expected: str) -> None:
+    from auditor.source.snapshot import normalize
+
+    assert normalize(path) == expected

@@ -101,3 +101,25 @@ def test_a_check_imports_no_change_rules(tmp_path: Path) -> None:
     assert "auditor.rules.security" in modules  # the rules ran (a cold cache)
     assert "auditor.rules.change" not in modules
     assert "R101" in proc.stdout
+
+
+def test_commands_that_exit_tune_the_collector_and_the_daemon_keeps_defaults(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KUMO_AUDIT_CACHE_DIR": str(tmp_path / "c")}
+    code = (
+        "import gc, sys, contextlib, io; from auditor.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()): main(sys.argv[1:])\n"
+        "print('GC:%d' % gc.get_threshold()[0])"
+    )
+    example = str(ROOT / "examples" / "acme-mta")
+    thresholds = {}
+    for args in (["check", example], ["daemon", "--help"]):
+        proc = subprocess.run([sys.executable, "-c", code, *args],
+                              capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+        line = next(x for x in proc.stdout.splitlines() if x.startswith("GC:"))
+        thresholds[args[0]] = int(line.removeprefix("GC:"))
+    fresh = subprocess.run([sys.executable, "-c", "import gc; print(gc.get_threshold()[0])"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    assert thresholds["daemon"] == int(fresh.stdout)  # Python's default
+    assert thresholds["check"] > 10 * thresholds["daemon"]

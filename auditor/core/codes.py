@@ -4,10 +4,10 @@ stages produce themselves (load errors in `load_codes`, data-file errors in `dat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from auditor.core.findings import Finding, Severity, Span
+from auditor.core.record import dataclass
 
 
 class Prefix(NamedTuple):

@@ -20,11 +20,12 @@ import bisect
 import json
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
 
 from auditor.core.findings import Span
 from auditor.core.lazyre import lazy
+from auditor.core.record import dataclass
 
 PathKey = str | int
 KeyPath = tuple[PathKey, ...]

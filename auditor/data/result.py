@@ -3,10 +3,11 @@ importing the validator (and pydantic)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from auditor.core.findings import Finding
+from auditor.core.record import dataclass
 from auditor.data.locate import Located
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import date
 
 from auditor.core.findings import Span
+from auditor.core.record import dataclass
 from auditor.lua.facts import Comment, FileFacts
 
 _MARKER = re.compile(r"^--(#)?\s*kumo-audit:\s*allow\(([^)]*)\)(.*)$", re.DOTALL)

@@ -35,10 +35,12 @@ import hashlib
 import marshal
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
+
+from auditor.core.record import dataclass
 
 if TYPE_CHECKING:
     from typing import Any

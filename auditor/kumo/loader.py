@@ -7,10 +7,11 @@ audited. A file that does not compile contributes no facts: its other findings w
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from auditor.core.findings import Finding, Span
 from auditor.core.load_codes import LUA_SYNTAX_ERROR, MISSING_FILE, UNREADABLE_FILE
+from auditor.core.record import dataclass
 from auditor.kumo.api import KumoApi
 from auditor.kumo.model import ModelBuilder, PolicyModel, builtin_modules
 from auditor.kumo.paths import PathMap

@@ -8,10 +8,12 @@ literal calls, requires and memoized functions to a fixed point.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from auditor.core.findings import Finding, Span
+from auditor.core.record import dataclass
 from auditor.kumo.api import HelperSpec, KumoApi
 from auditor.kumo.paths import PACKAGE_PATH, PathMap
 from auditor.lua.facts import FILE_LEVEL, CallFact, FieldPath, FileFacts
@@ -32,7 +34,7 @@ class LuaModule:
     text: str
 
 
-@dataclass(slots=True)
+@dataclasses.dataclass(slots=True)
 class CallSite:
     """A call in a module, with the contexts (file level, handlers) it runs in."""
 

@@ -8,10 +8,10 @@ replaces the list (KUMOMTA.md §1.4).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 
 from auditor.core.findings import Span
+from auditor.core.record import dataclass
 from auditor.lua.literal import Lit, Table, Unknown
 
 DEFAULT_GLOBS = ("/opt/kumomta/etc/**/*.{lua,json,toml,yaml}",)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from auditor.core.errors import ConfigError
+from auditor.core.record import dataclass
 from auditor.source.snapshot import normalize
 
 ETC = "/opt/kumomta/etc/"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
+
+from auditor.core.record import dataclass
 
 _MESSAGE = re.compile(r"^(?:.*?):(\d+): (.*)$", re.DOTALL)
 

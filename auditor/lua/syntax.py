@@ -9,6 +9,8 @@ from tree_sitter import Language, Node, Parser, Tree
 
 from auditor.core.findings import Span
 
+_new_tuple = tuple.__new__
+
 
 @cache
 def _parser() -> Parser:
@@ -62,8 +64,8 @@ class LineIndex:
 
     def span(self, node: Node) -> Span:
         (sr, sc), (er, ec) = node.start_point, node.end_point
-        if self._ascii:
-            return Span(sr + 1, sc + 1, er + 1, ec + 1)
+        if self._ascii:  # built as a tuple: Span(...) goes through a Python-level __new__
+            return _new_tuple(Span, (sr + 1, sc + 1, er + 1, ec + 1))
         return Span(sr + 1, self.column(sr, sc), er + 1, self.column(er, ec))
 
     def point_span(self, row: int, byte_col: int) -> Span:

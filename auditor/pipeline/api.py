@@ -8,12 +8,13 @@ and the options.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import date
 from typing import TYPE_CHECKING
 
 from auditor.config.load import config_from_snapshot
 from auditor.config.settings import Config
+from auditor.core.record import dataclass
 
 if TYPE_CHECKING:
     from auditor.core.findings import Finding

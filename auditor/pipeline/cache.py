@@ -38,11 +38,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from auditor import __version__
+from auditor.core.record import dataclass
 
 if TYPE_CHECKING:
     from typing import Any

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from auditor.config.settings import DEFAULT, Config
 from auditor.core.errors import AuditError
 from auditor.core.findings import Finding, Severity, Span, Suppression, dedupe_fingerprints
+from auditor.core.record import dataclass
 from auditor.kumo.digest import api_table_digest
 from auditor.kumo.paths import ENTRY_CANDIDATES, PathMap
 from auditor.rules.context import AuditContext

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from auditor.core.findings import Finding, Suppression
+from auditor.core.record import dataclass
 
 
 @dataclass

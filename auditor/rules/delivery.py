@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from auditor.config.settings import Bound
 from auditor.core.findings import Finding, Span
+from auditor.core.record import dataclass
 from auditor.kumo.model import PolicyModel
 from auditor.kumo.values import parse_duration, parse_limit, parse_rate
 from auditor.lua.literal import Lit

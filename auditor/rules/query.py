@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from tree_sitter import Node, Tree
 
+from auditor.core.record import dataclass
 from auditor.kumo.model import CallSite, Handler, PolicyModel
 from auditor.kumo.values import IPNetwork, parse_cidr, parse_socket_address
 from auditor.lua.literal import Evaluator, Lit, Table, Unknown, Value

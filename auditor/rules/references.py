@@ -9,10 +9,10 @@ to parse, the set of definitions is not known, and nothing is reported.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from auditor.core.findings import Finding, Span
+from auditor.core.record import dataclass
 from auditor.kumo.model import DataRef, HelperSetup, PolicyModel
 from auditor.lua.literal import Lit, Table, Value
 from auditor.rules.registry import rule

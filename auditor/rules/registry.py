@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from auditor.core.codes import RuleMeta, make_meta, prefix_of
 from auditor.core.findings import Finding
+from auditor.core.record import dataclass
 
 CheckFn = Callable[[Any], Iterable[Finding]]
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from tree_sitter import Node
 
 from auditor.core.findings import Finding, Severity, Span
+from auditor.core.record import dataclass
 from auditor.core.secrets import secret_reason, secrets_in
 from auditor.kumo.model import CallSite, Handler, PolicyModel
 from auditor.kumo.values import IPNetwork

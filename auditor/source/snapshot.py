@@ -10,9 +10,10 @@ import hashlib
 import os
 import stat
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
+
+from auditor.core.record import dataclass
 
 if TYPE_CHECKING:
     from typing import Self
@@ -48,6 +49,8 @@ def git_blob_id(data: bytes) -> str:
 
 def normalize(relpath: str) -> str:
     """Collapse `a/./b/../c` into `a/c`; a path that climbs out of the root keeps its leading `..`."""
+    if "\\" not in relpath and all(p and p != "." and p != ".." for p in relpath.split("/")):
+        return relpath  # already normal (the common case: paths the snapshot listed itself)
     parts: list[str] = []
     for part in PurePosixPath(relpath.replace("\\", "/")).parts:
         if part in ("", "."):
