@@ -150,3 +150,47 @@ def test_pre_commit_with_only_a_data_file_staged_audits_it_alone(tmp_path: Path)
     _git(tmp_path, "add", "shaping.toml")
     proc = run_cli("hook", "pre-commit", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# A module audited on its own (K:docs/userguide/configuration/dkim.md shows such a snippet: it names
+# /opt/kumomta/etc/policy/dkim_data.toml, which lives in the policy tree it is deployed with).
+SNIPPET = """
+local dkim_sign = require 'policy-extras.dkim_sign'
+local dkim_signer = dkim_sign:setup { '/opt/kumomta/etc/policy/dkim_data.toml' }
+"""
+
+
+def test_data_file_missing_beside_a_module_alone_is_a_warning(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"signing.lua": SNIPPET})
+    result = audit(tmp_path, entry="signing.lua")
+    assert result.mode == "module"
+    (finding,) = [f for f in result.findings if f.code == "E104"]
+    assert (finding.line, finding.column, finding.severity.value) == (2, 39, "warning")
+    assert "audited as a module on its own" in finding.message
+    # the same code as a policy entry: the file is missing from the policy's own tree
+    write_tree(tmp_path, {"init.lua": SNIPPET})
+    (finding,) = [f for f in audit(tmp_path).findings if f.code == "E104"]
+    assert (finding.line, finding.column, finding.severity.value) == (2, 39, "error")
+
+
+# K:docs/reference/kumo/start_esmtp_listener.md: listeners are started in init; a module's top
+# level runs where the policy requires it, and so does the top level of what it requires there.
+def test_init_only_call_in_a_module_required_by_a_module_alone(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "wrapper.lua": "local listeners = require 'listeners'\nreturn {}\n",
+            "listeners.lua": MODULE,
+        },
+    )
+    result = audit(tmp_path, entry="wrapper.lua")
+    assert result.mode == "module"
+    found = [(f.path, f.code, f.line, f.column, f.severity.value) for f in result.findings]
+    assert found == [("listeners.lua", "R101", 3, 1, "warning")]
+    write_tree(tmp_path, {"init.lua": "local listeners = require 'listeners'\n"})
+    found = [
+        (f.path, f.code, f.line, f.column, f.severity.value)
+        for f in audit(tmp_path).findings
+        if f.code == "R101"
+    ]
+    assert found == [("listeners.lua", "R101", 3, 1, "error")]

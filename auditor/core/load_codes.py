@@ -54,7 +54,11 @@ MISSING_FILE = stage_code(
 `require` fails with "module not found" when a Lua context is created, and the helpers fail to load a
 data file that is missing (the queue, sources, listener-domain and DKIM helpers raise; shaping logs
 an error and runs without the file). Paths under `/opt/kumomta/etc/` are mapped into the audited tree
-(see `--path-map`); modules are searched on KumoMTA's package.path.
+(see `--path-map`); modules are searched on KumoMTA's package.path. Two cases are warnings, not
+errors: a relative data-file path found nowhere (kumod opens it relative to its working directory,
+which the tree does not tell; the audited root and the policy's directory are tried), and a data
+file missing when a module or snippet is audited on its own (the tree it is deployed with may
+hold it).
 """,
     bad="""
 local sources = require 'policy-extras.sources'

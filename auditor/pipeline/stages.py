@@ -462,6 +462,18 @@ def load_data_files(
                 )
                 yield dataclasses.replace(finding, severity=Severity.WARNING)
                 continue
+            if context.model.mode == "module":
+                # a module (or snippet) alone: the tree it is deployed with is not the audited one
+                finding = MISSING_FILE.finding(
+                    ref.module,
+                    ref.span,
+                    f"data file {ref.written} ({ref.loader}) is not in the audited tree (expected "
+                    f"at {ref.tree_path}); this file is audited as a module on its own, so whether "
+                    "it loads depends on the policy tree the module is deployed with",
+                    key=f"data:{ref.written}",
+                )
+                yield dataclasses.replace(finding, severity=Severity.WARNING)
+                continue
             yield MISSING_FILE.finding(
                 ref.module,
                 ref.span,

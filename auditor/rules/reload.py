@@ -62,8 +62,9 @@ def _check_init_only_outside_init(ctx: Any) -> Iterator[Finding]:
         if not bad:
             continue
         effect = _REPEAT_EFFECT.get(spec.restart_scope, _DEFAULT_EFFECT)
-        if bad == [FILE] and model.mode == "module" and site.module == model.entry:
-            # a module audited alone: its top level runs wherever the policy requires it
+        if bad == [FILE] and model.mode == "module":
+            # a module audited alone: its top level (and that of the modules it requires at its
+            # top level) runs wherever the policy requires it
             finding = INIT_ONLY_OUTSIDE_INIT.finding(
                 site.module,
                 site.call.name_span,
