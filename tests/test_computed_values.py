@@ -324,3 +324,37 @@ def test_relay_and_trusted_lists_built_by_insert_are_checked(tmp_path: Path) -> 
         {"init.lua": policy.replace("{net}", "10.0.1.0/24").replace("{trusted}", "127.0.0.1")},
     )
     assert [f.code for f in audit(tmp_path).findings if f.code in ("S101", "S104")] == []
+
+
+def test_tonumber_of_getenv_keeps_the_variable() -> None:
+    # K:docs/userguide/configuration/example.md style: ports and limits read from the environment
+    port = evaluate("tonumber(os.getenv 'PORT') or 2025")
+    assert isinstance(port, Lit) and (port.value, port.when) == (2025, "PORT is unset")
+    assert evaluate("tonumber('25')").value == 25
+    assert evaluate("tonumber(25.5)").value == 25.5
+    assert isinstance(evaluate("tonumber('many')"), Unknown)
+    assert isinstance(evaluate("tonumber(x) or 25"), Lit)
+
+
+ENV_LISTENER = """
+local kumo = require 'kumo'
+local LISTEN = os.getenv 'KUMO_LISTEN' or '{listen}'
+local RELAY = os.getenv "RELAY" or "{relay}"
+kumo.on('init', function()
+  kumo.start_esmtp_listener { listen = LISTEN, relay_hosts = { RELAY } }
+end)
+"""
+
+
+def test_finding_on_two_defaults_names_both(tmp_path: Path) -> None:
+    # K:docs/reference/kumo/start_esmtp_listener/relay_hosts.md; listen.md
+    policy = ENV_LISTENER.replace("{listen}", "0.0.0.0:25").replace("{relay}", "0.0.0.0/0")
+    write_tree(tmp_path, {"init.lua": policy})
+    (s101,) = [f for f in audit(tmp_path).findings if f.code == "S101"]
+    assert (s101.line, s101.column, s101.severity.value) == (5, 64, "error")
+    assert s101.message.endswith(
+        "; this holds by default (when KUMO_LISTEN is unset and RELAY is unset)"
+    )
+    policy = ENV_LISTENER.replace("{listen}", "0.0.0.0:25").replace("{relay}", "10.0.0.0/24")
+    write_tree(tmp_path, {"init.lua": policy})
+    assert [f.code for f in audit(tmp_path).findings if f.code == "S101"] == []

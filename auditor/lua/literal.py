@@ -276,12 +276,13 @@ class Evaluator:
         return Unknown(span, self._short(node))
 
     def _call(self, node: Node, span: Span, depth: int) -> Value:
-        """`os.getenv('X')` (nil when X is unset) and `tostring(x)` of a known value."""
+        """`os.getenv('X')` (nil when X is unset), `tostring(x)` of a known value, and
+        `tonumber(x)` (of a known value, or of `os.getenv('X')`: nil when X is unset)."""
         callee = node.child_by_field_name("name")
         if callee is None or callee.type not in ("dot_index_expression", "identifier"):
             return Unknown(span, self._short(node))
         name = self._text(callee)
-        if name not in ("os.getenv", "tostring"):
+        if name not in ("os.getenv", "tostring", "tonumber"):
             if self.calls is not None and callee.type == "identifier":
                 args_node = node.child_by_field_name("arguments")
                 if args_node is not None and not args_node.named_children:
@@ -302,12 +303,27 @@ class Evaluator:
         if name == "os.getenv":
             if isinstance(arg, Lit) and isinstance(arg.value, str):
                 return Unknown(span, self._short(node), env=arg.value)
+        elif name == "tonumber":
+            return self._tonumber(arg, span, node)
         elif isinstance(arg, Lit) and arg.when is None:
             text = _concat_part(arg.value)
             if text is not None:
                 return Lit(text, span)
         elif isinstance(arg, Unknown):
             return Unknown(span, self._short(node), arg.prefix, arg.suffix)
+        return Unknown(span, self._short(node))
+
+    def _tonumber(self, arg: Value, span: Span, node: Node) -> Value:
+        if isinstance(arg, Unknown) and arg.env:
+            return Unknown(span, self._short(node), env=arg.env)
+        if isinstance(arg, Lit) and arg.when is None:
+            if isinstance(arg.value, int | float) and not isinstance(arg.value, bool):
+                return Lit(arg.value, span)
+            if isinstance(arg.value, str):
+                try:
+                    return Lit(parse_number(arg.value), span)
+                except ValueError:
+                    pass
         return Unknown(span, self._short(node))
 
     def _table(self, node: Node, span: Span, depth: int) -> Table:

@@ -324,14 +324,15 @@ def by_default(findings: list[Finding], model: PolicyModel) -> list[Finding]:
         return findings
     out = []
     for finding in findings:
-        when = None
+        whens: list[str] = []  # every default the finding rests on, e.g. the address and the relay
         for call_span, lit in defaults.get(finding.path, ()):
-            if _within(finding.span, lit.span) or (
-                _within(finding.span, call_span) and str(lit.value) in finding.message
+            if lit.when not in whens and (
+                _within(finding.span, lit.span)
+                or (_within(finding.span, call_span) and str(lit.value) in finding.message)
             ):
-                when = lit.when
-                break
-        if when is not None:
+                whens.append(lit.when)  # type: ignore[arg-type]
+        if whens:
+            when = " and ".join(sorted(whens))
             finding = dataclasses.replace(
                 finding, message=f"{finding.message}; this holds by default (when {when})"
             )
