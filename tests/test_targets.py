@@ -194,3 +194,21 @@ def test_init_only_call_in_a_module_required_by_a_module_alone(tmp_path: Path) -
         if f.code == "R101"
     ]
     assert found == [("listeners.lua", "R101", 3, 1, "error")]
+
+
+# K:docs/reference/kumo/set_smtpsrv_threads.md: thread-pool sizes are set in pre_init.
+THREADS = "local kumo = require 'kumo'\nkumo.set_smtpsrv_threads(12)\n"
+
+
+def test_pre_init_setting_at_a_module_top_level_depends_on_where_it_is_required(
+    tmp_path: Path,
+) -> None:
+    write_tree(tmp_path, {"threads.lua": THREADS})
+    result = audit(tmp_path, entry="threads.lua")
+    (finding,) = [f for f in result.findings if f.code == "R102"]
+    assert (finding.line, finding.column, finding.severity.value) == (2, 1, "warning")
+    assert "depends on where the policy requires it" in finding.message
+    write_tree(tmp_path, {"init.lua": THREADS})
+    (finding,) = [f for f in audit(tmp_path).findings if f.code == "R102"]
+    assert (finding.line, finding.column) == (2, 1)
+    assert "at file level it runs again for every new Lua context" in finding.message

@@ -146,7 +146,14 @@ def _check_pre_init_setting_late(ctx: Any) -> Iterator[Finding]:
             continue
         realtime = realtime_contexts(api, site.contexts)
         reasons: list[str] = []
-        if FILE in site.contexts:
+        if FILE in site.contexts and model.mode == "module":
+            # a module audited alone: its top level runs wherever the policy requires it
+            reasons.append(
+                "it runs at the top level of this module, so that depends on where the policy "
+                "requires it (inside pre_init it takes effect; at the policy's top level it runs "
+                "again for every new Lua context and only the run before pre_init takes effect)"
+            )
+        elif FILE in site.contexts:
             reasons.append(
                 "at file level it runs again for every new Lua context; only the run before "
                 "pre_init can take effect, so a changed value is never applied without a restart"
