@@ -358,3 +358,73 @@ def test_finding_on_two_defaults_names_both(tmp_path: Path) -> None:
     policy = ENV_LISTENER.replace("{listen}", "0.0.0.0:25").replace("{relay}", "10.0.0.0/24")
     write_tree(tmp_path, {"init.lua": policy})
     assert [f.code for f in audit(tmp_path).findings if f.code == "S101"] == []
+
+
+# A data path computed with a known directory and extension (K:docs/reference/kumo/toml_load.md;
+# monitoring: K:docs/reference/configuration.md, "Configuration Monitoring").
+COMPUTED_PATH = """
+local kumo = require 'kumo'
+kumo.on('init', function()
+  kumo.set_config_monitor_globs { {globs} }
+end)
+kumo.on('smtp_server_mail_from', function(sender)
+  local rules = kumo.toml_load('/opt/kumomta/etc/policy/' .. sender.domain .. '{ext}')
+end)
+"""
+
+
+def _computed_path(tmp_path: Path, globs: str, ext: str) -> list[tuple[str, int, int, str]]:
+    policy = COMPUTED_PATH.replace("{globs}", globs).replace("{ext}", ext)
+    write_tree(tmp_path, {"policy/init.lua": policy})
+    return [
+        (f.code, f.line, f.column, f.severity.value)
+        for f in audit(tmp_path).findings
+        if f.code == "R105"
+    ]
+
+
+def test_computed_data_path_outside_the_globs_is_unmonitored(tmp_path: Path) -> None:
+    narrow = "'/opt/kumomta/etc/policy/*.lua'"
+    assert _computed_path(tmp_path, narrow, ".toml") == [("R105", 6, 32, "warning")]
+    (finding,) = [f for f in audit(tmp_path).findings if f.code == "R105"]
+    assert "/opt/kumomta/etc/policy/....toml" in finding.message
+    wide = "'/opt/kumomta/etc/**/*.{lua,toml}'"
+    assert _computed_path(tmp_path, wide, ".toml") == []
+
+
+def test_computed_data_path_that_a_glob_may_cover_is_an_info(tmp_path: Path) -> None:
+    # only files named a*.toml are watched: whether the computed name is one is known at run time
+    partial = "'/opt/kumomta/etc/policy/*.lua', '/opt/kumomta/etc/policy/a*.toml'"
+    assert _computed_path(tmp_path, partial, ".toml") == [("R105", 6, 32, "info")]
+
+
+def test_conditional_expression_names_its_condition() -> None:
+    # Lua 5.4 manual 3.4.5: `c and a or b` is a when c is true, b when c is false or nil
+    value = evaluate("is_prod and '127.0.0.1:25' or '0.0.0.0:25'")
+    assert isinstance(value, Lit)
+    assert (value.value, value.when) == ("0.0.0.0:25", "is_prod is false or nil")
+    assert evaluate("true and 'a' or 'b'").value == "a"
+    assert evaluate("false and 'a' or 'b'").value == "b"
+    assert evaluate("nil and 1").value is None
+    assert isinstance(evaluate("x and 'a'"), Unknown)
+
+
+def test_finding_on_a_conditional_listener_names_the_variable(tmp_path: Path) -> None:
+    # K:docs/reference/kumo/start_esmtp_listener/relay_hosts.md
+    policy = """
+    local kumo = require 'kumo'
+    local prod = os.getenv('PROD')
+    kumo.on('init', function()
+      kumo.start_esmtp_listener {
+        listen = prod and '127.0.0.1:25' or '{other}',
+        relay_hosts = { '0.0.0.0/0' },
+      }
+    end)
+    """
+    write_tree(tmp_path, {"init.lua": policy.replace("{other}", "0.0.0.0:25")})
+    (s101,) = [f for f in audit(tmp_path).findings if f.code == "S101"]
+    assert (s101.line, s101.column, s101.severity.value) == (6, 21, "error")
+    assert s101.message.endswith("; this holds by default (when PROD is unset)")
+    write_tree(tmp_path, {"init.lua": policy.replace("{other}", "127.0.0.2:25")})
+    (s101,) = [f for f in audit(tmp_path).findings if f.code == "S101"]
+    assert s101.severity.value == "warning"

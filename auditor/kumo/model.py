@@ -387,7 +387,7 @@ class ModelBuilder:
             helper = self.model.api.helper_for_module(str(callee[1]))
             if helper is not None and callee[2] in helper.setup_methods:
                 self._helper_setup(site, helper, str(callee[2]))
-        elif callee in _DATA_LOADERS and call.args:
+        elif callee in DATA_LOADERS and call.args:
             written = site.str_arg(0)
             if written is not None:
                 self._data_ref(site, written, "", ".".join(map(str, callee)))
@@ -504,7 +504,7 @@ def builtin_modules(api: KumoApi) -> frozenset[str]:
     return frozenset(names)
 
 
-_DATA_LOADERS = {
+DATA_LOADERS = {
     ("kumo", "toml_load"),
     ("kumo", "json_load"),
     ("kumo", "serde", "toml_load"),

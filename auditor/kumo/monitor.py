@@ -41,6 +41,43 @@ class Computed:
         return self.source
 
 
+def _compatible(glob: str, prefix: str, suffix: str) -> bool:
+    """Whether a glob might match some `prefix .. x .. suffix`: for one of its `{a,b}`
+    alternatives, the literal heads and tails agree (one starts, or ends, with the other)."""
+    start = _squeeze(prefix)
+    for alternative in _alternatives(glob):
+        head = _squeeze("/" + re.split(r"[*?\[]", alternative, maxsplit=1)[0])
+        tail = re.split(r"[*?\]]", alternative)[-1]
+        if (head.startswith(start) or start.startswith(head)) and (
+            tail.endswith(suffix) or suffix.endswith(tail)
+        ):
+            return True
+    return False
+
+
+def _alternatives(glob: str, limit: int = 64) -> list[str]:
+    """Every `{a,b}` alternative of a glob spelled out (up to `limit`; past it, a form that
+    matches anything, so nothing is wrongly ruled out)."""
+    out, pending = [], [glob]
+    while pending:
+        text = pending.pop()
+        start = text.find("{")
+        depth, end = 0, -1
+        for i in range(start, len(text)) if start >= 0 else ():
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            if depth == 0:
+                end = i
+                break
+        if start < 0 or end < 0:
+            out.append(text)
+        else:
+            for part in _split_alternatives(text[start + 1 : end]):
+                pending.append(text[:start] + part + text[end + 1 :])
+        if len(out) + len(pending) > limit:
+            return ["*"]
+    return out
+
+
 def _squeeze(path: str) -> str:
     return re.sub("/+", "/", path)
 
@@ -67,6 +104,18 @@ class MonitorGlobs:
     def unknown_for(self, deployed_path: str) -> list[Computed]:
         """The computed globs that may match the path."""
         return [c for c in self.computed if c.may_match(deployed_path)]
+
+    def covers_computed(self, prefix: str, suffix: str) -> bool | None:
+        """Whether the globs cover the files a computed path names (`prefix .. x .. suffix`):
+        True when they cover such a file, False when no glob can match any of them, None when
+        that depends on the computed part."""
+        if any(self.covers(prefix + middle + suffix) is True for middle in ("x", "x/x")):
+            return True
+        if not self.complete or self.computed:
+            return None
+        if any(_compatible(g, prefix, suffix) for g in self.globs):
+            return None
+        return False
 
 
 def glob_list(value: object) -> tuple[list[str], list[Computed], bool]:

@@ -188,7 +188,15 @@ class _Loop:
 
 _TABLE_INSERT: FieldPath = ("global", "table", "insert")
 _READ_ONLY: frozenset[FieldPath] = frozenset(
-    {("global", "ipairs"), ("global", "pairs"), ("global", "tostring"), ("global", "type")}
+    {
+        ("global", "ipairs"),
+        ("global", "pairs"),
+        ("global", "next"),
+        ("global", "tostring"),
+        ("global", "type"),
+        ("global", "table", "concat"),
+        ("global", "table", "unpack"),
+    }
 )
 MAX_UNROLLED = 64  # elements of a loop followed one by one; a longer loop appends an unknown
 

@@ -354,6 +354,21 @@ class Evaluator:
                 entries.append(Entry(key.value if isinstance(key, Lit) else key, value, key_span))
         return Table(entries, span)
 
+    def _either(self, left_node: Node, right: Value, span: Span, depth: int) -> Value | None:
+        """`cond and 'a' or 'b'` (Lua's conditional expression): 'b' when cond is false or nil
+        (named by cond, not by the whole `cond and 'a'`)."""
+        if left_node.type != "binary_expression" or not isinstance(right, Lit):
+            return None
+        operator = left_node.child_by_field_name("operator")
+        cond_node = left_node.child_by_field_name("left")
+        if operator is None or operator.type != "and" or cond_node is None:
+            return None
+        cond = self.eval(cond_node, depth + 1)
+        if not isinstance(cond, Unknown) or right.value is None:
+            return None
+        when = f"{cond.env} is unset" if cond.env else f"{cond.source} is false or nil"
+        return Lit(right.value, span, right.when or when)
+
     def _unary(self, node: Node, span: Span, depth: int) -> Value:
         operand = node.child_by_field_name("operand")
         op = node.children[0].type if node.children else ""
@@ -395,10 +410,19 @@ class Evaluator:
             left, right = self.eval(left_node, depth + 1), self.eval(right_node, depth + 1)
             if isinstance(left, Lit) and left.when is None:
                 return _respan(left if left.value not in (None, False) else right, span)
+            choice = self._either(left_node, right, span, depth)
+            if choice is not None:
+                return choice
             if isinstance(left, Unknown) and isinstance(right, Lit) and right.value is not None:
                 # `x or default`: the default is the value whenever x is nil (or false)
                 when = f"{left.env} is unset" if left.env else f"{left.source} is nil"
                 return Lit(right.value, span, right.when or when)
+        if op == "and":
+            left = self.eval(left_node, depth + 1)
+            if isinstance(left, Lit) and left.when is None:
+                if left.value in (None, False):
+                    return _respan(left, span)
+                return _respan(self.eval(right_node, depth + 1), span)
         return Unknown(span, self._short(node))
 
 

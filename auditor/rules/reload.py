@@ -9,10 +9,10 @@ from typing import Any
 
 from auditor.core.findings import Finding, Severity
 from auditor.kumo.api import KumoApi
-from auditor.kumo.model import FILE, CallSite, PolicyModel
+from auditor.kumo.model import DATA_LOADERS, FILE, CallSite, PolicyModel
 from auditor.kumo.monitor import DEFAULT_GLOBS as DEFAULT_MONITOR_GLOBS
 from auditor.kumo.monitor import MonitorGlobs, glob_list
-from auditor.lua.literal import Lit, Table
+from auditor.lua.literal import Lit, Table, Unknown
 from auditor.rules.api_use import (
     LoadOrder,
     describe_contexts,
@@ -443,6 +443,44 @@ def _check_unmonitored_config(ctx: Any) -> Iterator[Finding]:
             deployed,
             f" ({ref.loader}): edits to it never start a new configuration epoch, so caches "
             "refreshed per epoch keep the old data",
+        )
+    yield from _computed_data_paths(model, api, state, source)
+
+
+def _computed_data_paths(
+    model: PolicyModel, api: KumoApi, state: MonitorGlobs, source: str
+) -> Iterator[Finding]:
+    """Data files read by a computed path with a known directory and extension
+    (`'/opt/kumomta/etc/policy/' .. name .. '.toml'`): covered, never covered, or unknown."""
+    for site in model.sites_of(*(".".join(name) for name in sorted(DATA_LOADERS))):
+        value = site.arg(0)
+        if not isinstance(value, Unknown) or not value.prefix.startswith("/"):
+            continue
+        if FILE not in site.contexts and not realtime_contexts(api, site.contexts):
+            continue
+        covered = state.covers_computed(value.prefix, value.suffix)
+        if covered is True:
+            continue
+        shown = f"{value.prefix}...{value.suffix}"
+        loader = site.call.text
+        if covered is None:
+            finding = UNMONITORED_CONFIG.finding(
+                site.module,
+                value.span,
+                f"whether {source} cover the files {loader} reads from {shown} depends on the "
+                f"part of the path computed at run time ({value.source}): make sure they do, or "
+                "edits to those files may never start a new configuration epoch",
+                key=f"unmonitored {shown}",
+            )
+            yield dataclasses.replace(finding, severity=Severity.INFO)
+            continue
+        yield UNMONITORED_CONFIG.finding(
+            site.module,
+            value.span,
+            f"{source} cover no file {loader} can read from {shown} (the path is computed, but "
+            "its directory and extension are known): edits to those files never start a new "
+            "configuration epoch, so caches refreshed per epoch keep the old data",
+            key=f"unmonitored {shown}",
         )
 
 
