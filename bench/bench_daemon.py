@@ -7,9 +7,12 @@ from the commit being written to the daemon's `decided` log line (the verdict) a
 line (promoted: release written, link swapped, epoch bumped, runbook entry written) is measured.
 
 Memory: a watch daemon audits and records M in-place edits (each saved as an editor does, by rename);
-its resident set size is sampled every K changes. A leak shows as a positive slope in the second half.
+its resident set size is sampled every K changes (default 1,000), with the time per change over each
+window. Changes are driven as fast as the daemon answers (the next edit as soon as the previous verdict
+is logged; 20 ms debounce). A leak shows as a positive RSS slope after the first window; a cost that
+grows with the runbook as a positive time slope.
 
-    .venv/bin/python bench/bench_daemon.py [--changes 200] [--rss-changes 10000] [--rss-every 500]
+    .venv/bin/python bench/bench_daemon.py [--changes 200] [--rss-changes 10000] [--rss-every 1000]
                                            [--skip-rss] [--json FILE] [--strict]
 """
 
@@ -212,38 +215,59 @@ def rss_phase(work: Path, changes: int, every: int) -> dict:
     shaping = live / "shaping.toml"
     original = shaping.read_text()
     samples: list[tuple[int, int]] = [(0, daemon.rss_kib())]
-    started = time.monotonic()
+    window: list[float] = []  # ms per change, per sampling window
+    started = window_start = time.monotonic()
     for i in range(1, changes + 1):
         tmp = live / ".shaping.toml.swp"
         tmp.write_text(original + f'\n["rss.example"]\nconnection_limit = {i + 1}\n')
         mark = len(daemon.lines)
         os.rename(tmp, shaping)
         daemon.wait(lambda e: e.get("event") == "verdict", mark)
+        with daemon.cond:  # the bench keeps no history of its own
+            del daemon.lines[:mark]
         if i % every == 0:
+            now = time.monotonic()
             samples.append((i, daemon.rss_kib()))
+            window.append((now - window_start) / every * 1000)
+            window_start = now
             print(f"  {i:>6} changes  RSS {samples[-1][1] / 1024:7.1f} MiB  "
-                  f"{(time.monotonic() - started) / i * 1000:6.1f} ms/change", flush=True)  # fmt: skip
+                  f"{window[-1]:6.1f} ms/change over the last {every}", flush=True)  # fmt: skip
+    elapsed = time.monotonic() - started
     daemon.stop()
-    half = [s for s in samples if s[0] >= changes // 2]
-    slope = 0.0
-    if len(half) >= 2:
-        xs, ys = [s[0] for s in half], [s[1] for s in half]
-        mx, my = statistics.mean(xs), statistics.mean(ys)
-        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / max(
-            1e-9, sum((x - mx) ** 2 for x in xs)
-        )
+    entries = int(git(runbook, "rev-list", "--count", "kumo-runbook"))
+    after_start = [s for s in samples if s[0] >= every]  # the first window warms caches up
     return {
         "changes": changes,
+        "runbook_commits": entries,
         "rss_mib": [(n, round(kib / 1024, 1)) for n, kib in samples],
-        "second_half_slope_kib_per_1000": round(slope * 1000, 1),
+        "ms_per_change": [round(ms, 1) for ms in window],
+        "mean_ms_per_change": round(elapsed / changes * 1000, 1),
+        "slope_kib_per_1000": round(_slope(after_start) * 1000, 1),
+        "second_half_slope_kib_per_1000": round(
+            _slope([s for s in samples if s[0] >= changes // 2]) * 1000, 1
+        ),
+        "time_slope_ms_per_1000": round(
+            _slope([(every * (k + 1), ms) for k, ms in enumerate(window)]) * 1000, 2
+        ),
     }
+
+
+def _slope(points: list[tuple[int, float]]) -> float:
+    """Least-squares slope of y over x (0 with fewer than two points)."""
+    if len(points) < 2:
+        return 0.0
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    mx, my = statistics.mean(xs), statistics.mean(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / max(
+        1e-9, sum((x - mx) ** 2 for x in xs)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--changes", type=int, default=200)
     parser.add_argument("--rss-changes", type=int, default=10_000)
-    parser.add_argument("--rss-every", type=int, default=500)
+    parser.add_argument("--rss-every", type=int, default=1000)
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--json", type=Path)
@@ -272,7 +296,13 @@ def main(argv: list[str] | None = None) -> int:
             rss = rss_phase(work / "rss", args.rss_changes, args.rss_every)
             results["rss"] = rss
             print(
-                f"  second-half slope: {rss['second_half_slope_kib_per_1000']} KiB per 1,000 changes"
+                f"  RSS slope after the first {args.rss_every}: {rss['slope_kib_per_1000']} KiB "
+                f"per 1,000 changes (second half: {rss['second_half_slope_kib_per_1000']})"
+            )
+            print(
+                f"  time per change: mean {rss['mean_ms_per_change']} ms, slope "
+                f"{rss['time_slope_ms_per_1000']} ms per 1,000 changes; "
+                f"{rss['runbook_commits']} runbook commits"
             )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

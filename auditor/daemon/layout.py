@@ -175,10 +175,21 @@ class Layout:
             if not _pid_alive(leftover.name.rsplit("-", 1)[-1]):
                 shutil.rmtree(leftover, ignore_errors=True)
         if doomed:
-            self._prune_objects()
+            self.prune_objects()
         return doomed
 
-    def _prune_objects(self) -> None:
+    def forget_manifests(self, prefix: str, keep: set[str | None]) -> int:
+        """Remove the manifests of states named `prefix...` that are not in `keep` (no release
+        directory); how many. Their pristine copies go with the next `prune_objects`."""
+        forgotten = 0
+        for path in self.manifests.glob(f"{prefix}*.json"):
+            name = path.name[: -len(".json")]
+            if name not in keep and not (self.releases / name).exists():
+                path.unlink(missing_ok=True)
+                forgotten += 1
+        return forgotten
+
+    def prune_objects(self) -> None:
         wanted: set[str] = set()
         for path in self.manifests.glob("*.json"):
             try:

@@ -57,6 +57,10 @@ class Recorder:
             self.writer = resolve_writer(
                 self.actor, host, repo=self.repo, directory=getattr(self.store, "root", None)
             )
+        # the signing key is the one configured when the daemon starts (not looked up per entry)
+        from auditor.runbook.record import signing_key_for
+
+        self.signing_key = signing_key_for(self.store, self.repo, None) or False
 
     def record(self, decision_id: str, decision: str, **draft: Any):  # type: ignore[no-untyped-def]
         from auditor.kumo.api import load_api
@@ -76,7 +80,7 @@ class Recorder:
             writer=self.writer,
             **draft,
         )
-        return record(self.store, entry_draft, repo=self.repo)
+        return record(self.store, entry_draft, repo=self.repo, signing_key=self.signing_key)
 
     def find(self, decision_id: str, since: str) -> str | None:
         """The id of an entry of this writer recorded for `decision_id` (at or after `since`)."""

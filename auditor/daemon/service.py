@@ -44,6 +44,7 @@ from auditor.source.snapshot import FsSnapshot
 HISTORY_LIMIT = 50
 MEMORY_ENTRIES = 64
 PRUNE_EVERY = 2000
+PRUNE_OBJECTS_AFTER = 200
 CACHE_BYTES = 64 * 1024 * 1024
 
 
@@ -82,6 +83,7 @@ class Daemon:
         self._watcher: Watcher | None = None
         self.source_events = Debouncer(cfg.debounce_ms / 1000)
         self.live_events = Debouncer(cfg.debounce_ms / 1000)
+        self._forgotten = 0
         self.source: Source
         self.recorder: Recorder
         self.gate: Gate
@@ -598,6 +600,7 @@ class Daemon:
             )
             del state.history[:-HISTORY_LIMIT]
             state.live_release = intent.get("baseline") or state.live_release
+            self.forget_baselines()
         state.last_verdict = {
             "decision": intent["decision"],
             "candidate": intent["candidate"],
@@ -657,6 +660,16 @@ class Daemon:
         removed = self.layout.prune(self.cfg.keep_releases, protect)
         if removed:
             self.log("pruned", releases=removed)
+
+    def forget_baselines(self) -> None:
+        """Watch mode keeps the content of each state it audited from; only the recent ones stay
+        (the history and the current one), so a long run does not fill the disk."""
+        keep = {h.get("release") for h in self.state.history} | {self.state.live_release}
+        forgotten = self.layout.forget_manifests("live-", keep)
+        self._forgotten += forgotten
+        if self._forgotten >= PRUNE_OBJECTS_AFTER:
+            self._forgotten = 0
+            self.layout.prune_objects()
 
     # -- drift ----------------------------------------------------------------------------------
 

@@ -137,27 +137,21 @@ def record_many(
     _ACTOR_MEMO.clear()
     with store.lock():
         for _ in range(MAX_ATTEMPTS):
-            state = store.state()
-            summaries = store.summaries(state)
-            tips = _chain_tips(summaries)
-            ids = {s.get("id") for s in summaries.values() if "id" in s}
-            lengths = _Lengths(summaries)
+            view = _view(store, drafts)
             entries: list[Entry] = []
             for draft in drafts:
                 recorded_at = format_timestamp(now) if now else now_timestamp()
-                point = lengths.checkpoint(tips) if draft.checkpoint else None
-                entry = _seal(draft, store, repo, tips, ids, recorded_at, point)
+                point = view.lengths().checkpoint(view.tips) if draft.checkpoint else None
+                entry = _seal(draft, store, repo, view.tips, view.ids(), recorded_at, point)
                 if key is not None:
                     entry = entry.model_copy(update={"signature": sign(key, message(entry.hash))})
-                tips[entry.writer] = (entry.hash, entry.recorded_at)
-                lengths.add(entry)
-                ids.add(entry.id)
+                view.note(entry)
                 entries.append(entry)
             files = {entry.file_name(): render_entry(entry) for entry in entries}
             if len(files) != len(entries):
                 raise AuditError("two drafts produced the same entry name")
             try:
-                store.add(state, files, _commit_message(entries), entries[-1].actor)
+                view.write(files, _commit_message(entries), entries[-1].actor, entries)
             except StoreConflict:
                 continue
             if isinstance(store, GitStore):
@@ -168,6 +162,77 @@ def record_many(
     raise AuditError(
         f"could not update the runbook in {store.description}: too many concurrent writers"
     )
+
+
+class _StoreView:
+    """One read of the store for sealing entries on it: every entry's front matter."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.state = store.state()
+        self.summaries = store.summaries(self.state)
+        self.tips = _chain_tips(self.summaries)
+        self._ids = {s.get("id") for s in self.summaries.values() if "id" in s}
+        self._lengths = _Lengths(self.summaries)
+
+    def ids(self) -> set[Any]:
+        return self._ids
+
+    def lengths(self) -> _Lengths:
+        return self._lengths
+
+    def note(self, entry: Entry) -> None:
+        self.tips[entry.writer] = (entry.hash, entry.recorded_at)
+        self._lengths.add(entry)
+        self._ids.add(entry.id)
+
+    def write(self, files: dict[str, bytes], text: str, actor: Actor, entries: list[Entry]) -> None:
+        self.store.add(self.state, files, text, actor)
+
+
+class _BranchView:
+    """A Git branch read through its chain-head index: the heads come from the kept index (brought
+    forward by the entries added since it was written), not from every entry, so recording costs
+    the same at the ten-thousandth entry as at the first. Only checkpoints (chain lengths) and
+    `supersedes` (entry ids) read every entry."""
+
+    def __init__(self, store: GitStore) -> None:
+        from auditor.runbook import chains
+
+        self.store = store
+        self.head = store.head()
+        self.index = chains.current(store, self.head)
+        self.tips = self.index.tips()
+
+    def ids(self) -> set[Any]:
+        return set()
+
+    def lengths(self) -> _Lengths:
+        raise AssertionError("a checkpoint is sealed on a full read of the store")
+
+    def note(self, entry: Entry) -> None:
+        self.tips[entry.writer] = (entry.hash, entry.recorded_at)
+
+    def write(self, files: dict[str, bytes], text: str, actor: Actor, entries: list[Entry]) -> None:
+        commit = self.store.add_files(self.head, files, text, actor)
+        self.index.add((e.file_name(), _front_of(e)) for e in entries)
+        self.index.commit = commit
+        self.index.save(self.store)
+
+
+def _front_of(entry: Entry) -> dict[str, Any]:
+    return {
+        "writer": entry.writer,
+        "hash": entry.hash,
+        "prev_hash": entry.prev_hash,
+        "recorded_at": entry.recorded_at,
+    }
+
+
+def _view(store: Store, drafts: Sequence[EntryDraft]) -> _StoreView | _BranchView:
+    if isinstance(store, GitStore) and not any(d.checkpoint or d.supersedes for d in drafts):
+        return _BranchView(store)
+    return _StoreView(store)
 
 
 def signing_key_for(store: Store, repo: Path | None, choice: SigningChoice) -> SigningKey | None:

@@ -124,10 +124,12 @@ class GitStore(Store):
             return StoreState(None, {})
         return StoreState(commit, self.list_tree(commit, ENTRIES_DIR))
 
-    def list_tree(self, commit: str, under: str | None = None) -> dict[str, str]:
+    def list_tree(
+        self, commit: str, under: str | None = None, paths: list[str] | None = None
+    ) -> dict[str, str]:
         args = ["ls-tree", "-r", "-z", "--full-tree", commit]
-        if under:
-            args += ["--", under]
+        if under or paths:
+            args += ["--", *([under] if under else []), *(paths or [])]
         out = git_bytes(self.repo, *args).decode("utf-8", "surrogateescape")
         names: dict[str, str] = {}
         for item in out.split("\0"):
@@ -182,19 +184,38 @@ class GitStore(Store):
         return _flock(self.private / "runbook.lock")
 
     def add(self, state: StoreState, files: dict[str, bytes], message: str, actor: Actor) -> None:
+        self.add_files(state.token, files, message, actor, existing=state.names)
+
+    def add_files(
+        self,
+        parent: str | None,
+        files: dict[str, bytes],
+        message: str,
+        actor: Actor,
+        existing: dict[str, str] | None = None,
+    ) -> str:
+        """Commit `files` on top of branch commit `parent` and move the branch there (compare and
+        swap); the new commit. `existing` lists the parent's entries, when already read."""
+        taken = existing if existing is not None else self.present(parent, list(files))
         for name in files:
-            if name in state.names:
+            if name in taken:
                 raise AuditError(
                     f"runbook entry {name} already exists; entries are never rewritten"
                 )
         oids = self.write_blobs(list(files.values()))
         additions = dict(zip(files, oids, strict=True))
-        if state.token is None:
+        if parent is None:
             additions[README_NAME] = self.write_blobs([README_TEXT.encode()])[0]
-        tree = self.build_tree(state.token, additions)
-        parents = [state.token] if state.token else []
-        commit = self.commit_tree(tree, parents, message, actor)
-        self.move_ref(commit, state.token)
+        tree = self.build_tree(parent, additions)
+        commit = self.commit_tree(tree, [parent] if parent else [], message, actor)
+        self.move_ref(commit, parent)
+        return commit
+
+    def present(self, commit: str | None, names: list[str]) -> dict[str, str]:
+        """Which of `names` exist in `commit` (without listing the whole runbook)."""
+        if commit is None or not names:
+            return {}
+        return self.list_tree(commit, None, names)
 
     def write_blobs(self, contents: list[bytes]) -> list[str]:
         if len(contents) == 1:

@@ -558,12 +558,11 @@ def _is_ancestor(store: GitStore, older: str, newer: str) -> bool:
 
 def remember_canonical(store: GitStore, files: list[bytes]) -> None:
     """Note that these entry files were rendered from validated records (by `record`), so a later
-    verify checks their hashes, chains and signatures without rendering them again."""
+    verify checks their hashes, chains and signatures without rendering them again. Appended: the
+    cost of recording an entry does not grow with the runbook."""
     from auditor.source.snapshot import git_blob_id
 
-    cache = _Cache(store)
-    known = cache.load_rendered()
-    cache.save_rendered(known | {git_blob_id(data) for data in files})
+    _Cache(store).append_rendered({git_blob_id(data) for data in files})
 
 
 def _row(facts: Facts) -> list[Any]:
@@ -578,7 +577,7 @@ class _Cache:
 
     def __init__(self, store: GitStore) -> None:
         self.state_path = store.private / "verified.json"
-        self.rendered_path = store.private / "rendered.json"
+        self.rendered_path = store.private / "rendered.txt"
 
     def load_state(self, policy: dict[str, Any]) -> dict[str, Any] | None:
         try:
@@ -624,18 +623,32 @@ class _Cache:
             _atomic_write(self.state_path, header + b"\n" + payload)
 
     def load_rendered(self) -> set[str]:
+        """Blob ids known to be canonical: a key line (tool and template version), then one id a
+        line; a file written for another key counts for nothing."""
         try:
-            data = json.loads(self.rendered_path.read_text(encoding="utf-8"))
-            if data.get("key") == self._key():
-                return set(data["blobs"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            pass
-        return set()
+            lines = self.rendered_path.read_text(encoding="ascii").split("\n")
+        except (OSError, ValueError):
+            return set()
+        if not lines or lines[0] != self._key():
+            return set()
+        return {line for line in lines[1:] if len(line) in (40, 64)}
 
     def save_rendered(self, blobs: set[str]) -> None:
-        data = {"key": self._key(), "blobs": sorted(blobs)}
+        text = "\n".join([self._key(), *sorted(blobs)]) + "\n"
         with contextlib.suppress(OSError):
-            _atomic_write(self.rendered_path, json.dumps(data).encode())
+            _atomic_write(self.rendered_path, text.encode("ascii"))
+
+    def append_rendered(self, blobs: set[str]) -> None:
+        try:
+            with open(self.rendered_path, "rb") as handle:
+                current = handle.readline().rstrip(b"\n").decode("ascii", "replace") == self._key()
+        except OSError:
+            current = False
+        if not current:
+            self.save_rendered(blobs)
+            return
+        with contextlib.suppress(OSError), open(self.rendered_path, "a", encoding="ascii") as out:
+            out.write("".join(f"{blob}\n" for blob in sorted(blobs)))
 
     @staticmethod
     def _key() -> str:
