@@ -354,6 +354,54 @@ def test_three_pull_daemons_share_one_runbook(tmp_path, bump_server):
     assert "mx2" in text and revs[-1][:12] in text
 
 
+def many_modules(count: int) -> dict[str, str]:
+    """Modules the entry file requires: an audit that takes a while, file after file."""
+    return {
+        f"mod{i:03}.lua": "local M = {}\n"
+        + "".join(f"M.value_{j} = {{ name = 'v{i}_{j}', limit = {j} }}\n" for j in range(80))
+        + "return M\n"
+        for i in range(count)
+    }
+
+
+def test_a_newer_commit_preempts_an_audit_still_running(tmp_path, bump_server):
+    repo, host = checkout_host(tmp_path, bump_server, "preempting")
+    daemon = host.start()
+    try:
+        daemon.wait_for(lambda e: e.get("event") == "verdict")
+        init = (repo.path / "init.lua").read_text()
+        modules = many_modules(150)
+        requires = "".join(f"local m{i:03} = require 'mod{i:03}'\n" for i in range(150))
+        slow = repo.commit({**modules, "init.lua": requires + init}, "Split the policy in modules")
+        daemon.wait_for(lambda e: e.get("event") == "checking" and e.get("candidate") == slow[:12])
+        for name in modules:
+            (repo.path / name).unlink()
+        newer = repo.commit({"init.lua": init, "shaping.toml": SAFE_SHAPING}, "Only the limit")
+        stopped = daemon.wait_for(
+            lambda e: e.get("event") == "preempted" and e.get("candidate") == slow[:12]
+        )[0]
+        daemon.wait_for(lambda e: e.get("event") == "verdict" and e.get("candidate") == newer)
+        assert daemon.verdicts()[-1]["decision"] == "promoted"
+        assert os.readlink(host.live).endswith(newer)
+        assert not [v for v in daemon.verdicts() if v.get("candidate") == slow]
+        assert not (host.state_dir / "releases" / slow).exists()
+        # the check stopped inside the audit (between two files), not after it
+        assert stopped["during"].startswith("audit: before "), stopped
+        assert host.status()["counts"].get("preempted", 0) >= 1  # and the uncommitted deletions
+        time.sleep(0.3)
+        assert len(bump_server.bumps) == 1
+    finally:
+        daemon.stop()
+    records = entries(repo.path)
+    assert not [r for r in records if r["change"]["head"] == slow]
+    promoted = next(r for r in records if r["change"]["head"] == newer)
+    assert promoted["decision"] == "promoted"
+    # what the pre-empted commit did is part of the promoted change's record
+    subjects = [c["subject"] for c in promoted["why"]["commits"]]
+    assert subjects == ["Split the policy in modules", "Only the limit"]
+    assert cli("runbook", "verify", "--repo", str(repo.path)).returncode == 0
+
+
 def test_rollback_goes_through_the_gate_and_is_recorded(tmp_path, bump_server):
     repo, host = checkout_host(tmp_path, bump_server, "rolly")
     daemon = host.start()
@@ -488,6 +536,10 @@ def test_kumod_validate_preemption_symlinks_and_dirty_edits(tmp_path, bump_serve
     assert records[failing]["evidence"]["validator"]["exit_code"] == 1
     assert "VALIDATE_FAIL" not in json.dumps(records[failing]["evidence"])
     assert records[newer]["evidence"]["validator"]["exit_code"] == 0
+    # how the validation saw the live path is in the decision and in the status
+    isolation = host.status()["validation"]["isolation"]
+    assert isolation in ("namespace", "none")
+    assert records[newer]["reload"]["daemon"]["validate"]["isolation"] == isolation
     assert any(
         "symlink" in (r["why"]["text"] or "")
         for r in records.values()

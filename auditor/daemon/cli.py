@@ -159,6 +159,7 @@ def status_data(cfg) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         "unfinished_decision": state.intent["decision"] if state.intent else None,
         "runbook_unpushed": state.unpushed,
         "counts": state.counts,
+        "validation": state.validation,
     }
 
 
@@ -212,6 +213,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     rows.append(
         ("runbook", "entries waiting to be pushed" if data["runbook_unpushed"] else "up to date")
     )
+    validation = data.get("validation") or {}
+    if validation.get("isolation") == "namespace":
+        rows.append(
+            ("kumod --validate", "private mount namespace: the live path shows the candidate")
+        )
+    elif validation.get("isolation") == "none":
+        rows.append(
+            (
+                "kumod --validate",
+                f"no private mount namespace ({validation.get('detail')}): absolute live paths "
+                "show the live files (recorded with each decision)",
+            )
+        )
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key + ':':<{width + 1}} {value}")

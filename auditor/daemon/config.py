@@ -53,6 +53,16 @@ class KumodConfig(_Section):
         description="arguments of the validation run; {policy} is the candidate's entry file",
     )
     validate_timeout: float = Field(60.0, gt=0)
+    validate_isolation: Literal["auto", "namespace", "none"] = Field(
+        "auto",
+        description="run kumod --validate in a private mount namespace where the live path shows "
+        "the candidate (auto: when `unshare` allows it; namespace: required; none: never)",
+    )
+    namespace_args: list[str] = Field(
+        default_factory=lambda: ["--user", "root"],
+        description="added to validate_args inside the namespace, where kumod runs as the "
+        "namespace's root (mapped to the daemon's own user) and needs --user",
+    )
     bump_url: str = Field(DEFAULT_BUMP_URL, description="kumod's bump-config-epoch endpoint")
     allow_remote_bump: bool = Field(False, description="allow a bump_url that is not loopback")
     bump_timeout: float = Field(5.0, gt=0)

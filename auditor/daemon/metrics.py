@@ -14,6 +14,7 @@ class Metrics:
     drift: object
     last_promotion: object
     bump_failures: object
+    preemptions: object
     registry: object
 
     def verdict(self, decision: str) -> None:
@@ -30,6 +31,9 @@ class Metrics:
 
     def bump_failed(self) -> None:
         self.bump_failures.inc()  # type: ignore[attr-defined]
+
+    def preempted(self) -> None:
+        self.preemptions.inc()  # type: ignore[attr-defined]
 
 
 def create(listen: str) -> tuple[Metrics, object | None]:
@@ -63,6 +67,11 @@ def create(listen: str) -> tuple[Metrics, object | None]:
         bump_failures=Counter(
             "kumo_audit_daemon_epoch_bump_failures",
             "Config epoch bumps that failed after every retry",
+            registry=registry,
+        ),
+        preemptions=Counter(
+            "kumo_audit_daemon_preemptions",
+            "Candidates whose check a newer candidate interrupted (no decision recorded for them)",
             registry=registry,
         ),
         registry=registry,

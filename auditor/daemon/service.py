@@ -25,7 +25,7 @@ from auditor.core.errors import AuditError
 from auditor.daemon import epoch
 from auditor.daemon.config import DaemonConfig
 from auditor.daemon.fsio import write_durable
-from auditor.daemon.gate import Gate, Preempted, Verdict, reload_of
+from auditor.daemon.gate import Gate, Preempted, Verdict, probe_isolation, reload_of
 from auditor.daemon.layout import (
     Layout,
     LayoutError,
@@ -107,7 +107,11 @@ class Daemon:
         self._clean_leftovers()
         self.source = make_source(self.cfg)
         self.recorder = Recorder(self.cfg, self.source.repo, self.host)
-        self.gate = Gate(self.cfg, self.layout, _cache(self.cfg.state_dir))
+        isolation = probe_isolation(self.cfg)
+        self.gate = Gate(self.cfg, self.layout, _cache(self.cfg.state_dir), isolation)
+        if self.state.validation != isolation:
+            self.state.validation = isolation
+            self.save()
         from auditor.daemon import metrics as metrics_mod
 
         self.metrics, self._server = metrics_mod.create(self.cfg.metrics.listen)
@@ -303,16 +307,28 @@ class Daemon:
         self.save()
 
     def superseded_check(self, candidate: Candidate):  # type: ignore[no-untyped-def]
+        """Whether a newer candidate (or a stop) pre-empts `candidate`: asked between the files and
+        stages of its audit and while kumod --validate runs; the source is read at most every
+        100 ms, and only once something changed."""
+        answer = {"at": 0.0, "newer": False}
+
         def superseded() -> bool:
             if self.stop.is_set():
                 return True
+            if answer["newer"]:
+                return True
             if not self.source_events.pending and not self.sync_now.is_set():
                 return False
+            now = time.monotonic()
+            if now - answer["at"] < 0.1:
+                return False
+            answer["at"] = now
             try:
                 newer = self.source.current()
             except AuditError:
                 return False
-            return newer is not None and newer.id != candidate.id
+            answer["newer"] = newer is not None and newer.id != candidate.id
+            return bool(answer["newer"])
 
         return superseded
 
@@ -327,6 +343,7 @@ class Daemon:
     ) -> dict[str, Any] | None:
         self.state.pending = candidate.id
         self.save()  # status shows what is being checked
+        self.log("checking", candidate=candidate.short, kind=candidate.kind)
         base = self.state.live_release
         try:
             verdict = self.gate.check(
@@ -337,8 +354,19 @@ class Daemon:
                 promote_as=action,
                 restart_ok=restart_ok,
             )
-        except Preempted:
-            self.log("preempted", candidate=candidate.short)
+        except Preempted as stopped:
+            # no decision was made about it: what it changed reaches the runbook with the newer
+            # candidate's decision (its commits are listed there)
+            self.log(
+                "preempted",
+                candidate=candidate.short,
+                during=str(stopped),
+                after_ms=round(1000 * (time.monotonic() - seen_at), 1),
+            )
+            self.state.pending = None
+            self.state.count("preempted")
+            self.save()
+            self.metrics.preempted()
             return None
         except (LayoutError, OSError) as exc:
             verdict = Verdict("blocked", False, reasons=[f"cannot stage the candidate: {exc}"])
@@ -410,6 +438,7 @@ class Daemon:
             "action": action,
             "reasons": verdict.reasons[:5],
             "baseline": baseline,
+            "validation": verdict.validation,
         }
         self.state.intent = intent
         self.save()
@@ -550,6 +579,7 @@ class Daemon:
                 if intent["decision"] == "restart-required"
                 else None,
                 "drift_mode": self.cfg.drift if intent["decision"] == "drift-detected" else None,
+                "validate": intent.get("validation"),
             }
             reload = dict(draft.pop("reload"))
             reload["daemon"] = {k: v for k, v in extra.items() if v is not None or k == "release"}

@@ -36,6 +36,7 @@ class State:
     answered: list[str] = field(default_factory=list)  # control request ids already handled
     counts: dict[str, int] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)  # promotions, newest last
+    validation: dict[str, str] | None = None  # how kumod --validate sees the live path
 
     def remember(self, candidate: str, decision: str) -> None:
         self.seen.pop(candidate, None)
