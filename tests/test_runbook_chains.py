@@ -106,3 +106,30 @@ def test_an_entry_removed_from_the_branch_is_not_chained_to(tmp_path: Path) -> N
     git(store.repo, "update-ref", "refs/heads/kumo-runbook", commit)
     third = note(store, "third", 3)
     assert third.prev_hash == first.hash
+
+
+def test_tidy_packs_the_loose_objects_recording_leaves(tmp_path: Path) -> None:
+    from auditor.source.snapshot import git_blob_id
+
+    store = GitStore(make_repo(tmp_path / "repo"))
+    git(store.repo, "config", "gc.autoDetach", "false")  # here: finish before asserting
+    for minute in range(12):
+        note(store, f"entry {minute}", minute)
+    objects = store.repo / ".git" / "objects"
+    recorded = git(store.repo, "rev-list", "--objects", "kumo-runbook").split("\n")
+    recorded_ids = [line.split()[0] for line in recorded if line]
+
+    def loose(oid: str) -> bool:
+        return (objects / oid[:2] / oid[2:]).exists()
+
+    assert sum(map(loose, recorded_ids)) > 40  # per entry: blob, month tree, trees above, commit
+    store.tidy()
+    assert sum(map(loose, recorded_ids)) > 40  # below Git's threshold: nothing to do yet
+    # Git estimates the loose objects from one fan-out directory (17/): fill it past the threshold
+    git(store.repo, "config", "gc.auto", "256")
+    found = [d for d in (f"noise {i}".encode() for i in range(5000)) if git_blob_id(d)[:2] == "17"]
+    for data in found[:3]:
+        git(store.repo, "hash-object", "-w", "--stdin", input=data)
+    store.tidy()
+    assert not any(map(loose, recorded_ids))
+    assert verify_store(store).ok

@@ -16,6 +16,8 @@ from typing import Any
 from auditor.core.errors import AuditError
 from auditor.daemon.config import DaemonConfig
 
+TIDY_EVERY = 64  # entries between two `git gc --auto` of the runbook repository
+
 
 @dataclass
 class ValidatorDigest:
@@ -61,6 +63,7 @@ class Recorder:
         from auditor.runbook.record import signing_key_for
 
         self.signing_key = signing_key_for(self.store, self.repo, None) or False
+        self._recorded = 0
 
     def record(self, decision_id: str, decision: str, **draft: Any):  # type: ignore[no-untyped-def]
         from auditor.kumo.api import load_api
@@ -80,7 +83,13 @@ class Recorder:
             writer=self.writer,
             **draft,
         )
-        return record(self.store, entry_draft, repo=self.repo, signing_key=self.signing_key)
+        entry = record(self.store, entry_draft, repo=self.repo, signing_key=self.signing_key)
+        self._recorded += 1
+        if self._recorded % TIDY_EVERY == 0:
+            tidy = getattr(self.store, "tidy", None)  # a Git store: pack what recording left
+            if tidy is not None:
+                tidy()
+        return entry
 
     def find(self, decision_id: str, since: str) -> str | None:
         """The id of an entry of this writer recorded for `decision_id` (at or after `since`)."""

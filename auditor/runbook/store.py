@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from auditor.core.decisions import DEFAULT_BRANCH
 from auditor.core.errors import AuditError
 from auditor.runbook.markdown import EntryFormatError, parse_front_matter
-from auditor.source.git import ZERO_OID, GitFailed, git, git_bytes, git_dir
+from auditor.source.git import ZERO_OID, GitFailed, git, git_bytes, git_dir, run_git
 
 if TYPE_CHECKING:
     from auditor.runbook.model import Actor
@@ -182,6 +182,12 @@ class GitStore(Store):
     # writing
     def lock(self) -> contextlib.AbstractContextManager[None]:
         return _flock(self.private / "runbook.lock")
+
+    def tidy(self) -> None:
+        """Let Git pack its loose objects once there are many (`git gc --auto`, which detaches):
+        every entry writes a new tree for its month, so a busy writer such as a daemon leaves
+        thousands of loose objects that only packing (with deltas) keeps small."""
+        run_git(self.repo, "gc", "--auto", "--quiet", check=False)
 
     def add(self, state: StoreState, files: dict[str, bytes], message: str, actor: Actor) -> None:
         self.add_files(state.token, files, message, actor, existing=state.names)
