@@ -16,6 +16,7 @@ Scenarios:
 - scaling: cold runs from 1,000 to 100,000 lines: time per 1,000 lines and peak RSS.
 
     .venv/bin/python bench/bench_user.py [--runs 7] [--only cold,edit,hook,ci,scaling] [--json OUT]
+                                         [--compare CHECKOUT]
 """
 
 from __future__ import annotations
@@ -119,8 +120,10 @@ def luacheck_cmd(files: list[Path], cache: Path | None) -> list[str]:
     return [exe, "--std", "lua54", "--no-config", *cache_args, "--codes", "-q", *map(str, files)]
 
 
-def env_with(cache: Path | None) -> dict[str, str]:
-    env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(REPO_ROOT)}
+def env_with(cache: Path | None, code: Path = REPO_ROOT) -> dict[str, str]:
+    """The environment of a kumo-audit run: `code` is the checkout whose `auditor` runs (run it
+    with `cwd=code` too: `python -m` puts the working directory first on the path)."""
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(code)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.pop("KUMO_AUDIT_NO_CACHE", None)
     if cache is not None:
@@ -164,36 +167,52 @@ def row(label: str, ours: Sample, theirs: Sample | None) -> dict[str, object]:
     }
 
 
-def cold(work: Path, runs: int) -> list[dict[str, object]]:
+def cold(work: Path, runs: int, compare: Path | None = None) -> list[dict[str, object]]:
     results = []
     for label, lines in (("typical", 0), ("2k", 2_000), ("20k", 20_000)):
         policy, files = make_policy(work, f"cold-{label}", lines)
         cache = work / "cold-cache"
-        ours, theirs = Sample(), Sample()
+        ours, theirs, before = Sample(), Sample(), Sample()
         run(audit_cmd(policy), env_with(work / "warm-bytecode"))  # bytecode compiled, not timed
+        if compare:
+            run(audit_cmd(policy), env_with(work / "warm-bytecode", compare), compare)
         for _ in range(runs):
             shutil.rmtree(cache, ignore_errors=True)
             ours.add(*run(audit_cmd(policy), env_with(cache)))
+            if compare:
+                shutil.rmtree(cache, ignore_errors=True)
+                before.add(*run(audit_cmd(policy), env_with(cache, compare), compare))
             theirs.add(*run(luacheck_cmd(files, None), ok=(0, 1, 2)))
-        results.append(row(f"cold {label} ({count_lines(files)} lines)", ours, theirs))
+        name = f"cold {label} ({count_lines(files)} lines)"
+        results.append(row(name, ours, theirs))
+        if compare:
+            results.append(row(f"{name} [{compare.name}]", before, theirs))
     return results
 
 
-def edit_loop(work: Path, runs: int) -> list[dict[str, object]]:
+def edit_loop(work: Path, runs: int, compare: Path | None = None) -> list[dict[str, object]]:
     results = []
     for label, lines in (("typical", 0), ("2k", 2_000)):
         policy, files = make_policy(work, f"edit-{label}", lines)
         cache, lc_cache = work / f"edit-cache-{label}", work / f"luacheck-cache-{label}"
+        before_cache = work / f"edit-cache-{label}-before"
         target = files[-1]
         original = target.read_text(encoding="utf-8")
         run(audit_cmd(policy), env_with(cache))
+        if compare:
+            run(audit_cmd(policy), env_with(before_cache, compare), compare)
         run(luacheck_cmd(files, lc_cache), ok=(0, 1, 2))
-        ours, theirs = Sample(), Sample()
+        ours, theirs, before = Sample(), Sample(), Sample()
         for i in range(runs):
             target.write_text(original + f"\nlocal edit_{i} = {i}\n", encoding="utf-8")
             ours.add(*run(audit_cmd(policy), env_with(cache)))
+            if compare:  # the same edit, seen by the other checkout with its own cache
+                before.add(*run(audit_cmd(policy), env_with(before_cache, compare), compare))
             theirs.add(*run(luacheck_cmd(files, lc_cache), ok=(0, 1, 2)))
-        results.append(row(f"edit loop {label} ({count_lines(files)} lines)", ours, theirs))
+        name = f"edit loop {label} ({count_lines(files)} lines)"
+        results.append(row(name, ours, theirs))
+        if compare:
+            results.append(row(f"{name} [{compare.name}]", before, theirs))
     return results
 
 
@@ -295,6 +314,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commits", type=int, default=200)
     parser.add_argument("--only", default="cold,edit,hook,ci,scaling")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also time the cold and edit-loop runs with this checkout's code, in the same loop "
+        "(e.g. `git worktree add /tmp/before main~5`): before/after figures under the same load",
+    )
     args = parser.parse_args(argv)
     wanted = set(args.only.split(","))
     if shutil.which("luacheck") is None:
@@ -308,10 +334,14 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.runs):
             floor.add(*run([sys.executable, "-c", "import tree_sitter_lua, tree_sitter, lupa"]))
         results.append(row("floor: python + tree-sitter + lupa", floor, None))
+        compare = args.compare.resolve() if args.compare else None
+        if compare:
+            subprocess.run([sys.executable, "-m", "compileall", "-q", str(compare / "auditor")],
+                           check=False)  # fmt: skip
         if "cold" in wanted:
-            results += cold(work, args.runs)
+            results += cold(work, args.runs, compare)
         if "edit" in wanted:
-            results += edit_loop(work, args.runs)
+            results += edit_loop(work, args.runs, compare)
         if "hook" in wanted:
             results += hook(work, args.runs)
         if "ci" in wanted:
