@@ -651,3 +651,28 @@ def test_normalize(path: str, expected: str) -> None:
     from auditor.source.snapshot import normalize
 
     assert normalize(path) == expected
+
+
+def test_first_read_fetches_the_policy_files_in_one_exchange(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "r")
+    files = {f"lib/m{i}.lua": f"-- module {i}\n" for i in range(20)}
+    files |= {"init.lua": "init\n", "shaping.toml": "a = 1\n", "README.md": "docs\n"}
+    files |= {"big.lua": "-- " + "x" * 2000 + "\n"}
+    write(repo, files)
+    commit_all(repo, "policy")
+    for spec in ("HEAD", "INDEX"):
+        with open_snapshot(repo, spec, size_limit=1000) as snap:
+            assert snap.read("init.lua") == b"init\n"
+            fetched = snap._prefetched or {}
+            expected = {
+                snap.content_id(p)
+                for p in files
+                if p.endswith((".lua", ".toml")) and p != "big.lua"
+            }
+            assert set(fetched) == expected  # Lua and data files within the limit, nothing else
+            for path, text in files.items():
+                if path == "big.lua":
+                    with pytest.raises(FileProblem, match="size limit"):
+                        snap.read(path)
+                else:
+                    assert snap.read(path) == text.encode()

@@ -13,6 +13,7 @@ on first use), else a fixed one (digests then resist casual comparison only).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -57,6 +58,13 @@ def secret_name(key: object) -> bool:
     """True when a key or variable with this name holds a secret (`socks5_proxy_password`)."""
     if not isinstance(key, str) or not key:
         return False
+    return _secret_name(key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_name(key: str) -> bool:
+    """`secret_name` of a non-empty string (remembered: data files repeat a few keys thousands of
+    times, and a change audit walks both states)."""
     if key in INLINE_KEYS:
         return True
     words = _words(key)
