@@ -134,6 +134,39 @@ def test_debounce_gives_one_signal_per_burst():
     assert d.due() is None
 
 
+def test_renames_seen_by_the_watcher_are_not_kept_forever(tmp_path):
+    from auditor.daemon.watcher import Watcher
+
+    debouncer = Debouncer(0.05)
+    watcher = Watcher()
+    watcher.watch(tmp_path, EventFilter([]), debouncer)
+    watcher.start()
+    try:
+        target = tmp_path / "shaping.toml"
+        for i in range(40):  # an editor saving by rename, forty times
+            temp = tmp_path / ".shaping.toml.swp"
+            temp.write_text(f"limit = {i}\n")
+            os.rename(temp, target)
+        deadline = time.monotonic() + 10
+        while watcher.moves_remembered() < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert watcher.moves_remembered() >= 40  # what watchdog would keep for good
+        watcher.forget_moves()
+        assert watcher.moves_remembered() == 0
+        # and a save after that is still seen
+        time.sleep(0.3)
+        debouncer.due()  # the forty saves, handled
+        time.sleep(0.2)
+        assert debouncer.due() is None
+        temp.write_text("limit = 99\n")
+        os.rename(temp, target)
+        while debouncer.due() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert time.monotonic() < deadline
+    finally:
+        watcher.stop()
+
+
 def test_epoch_bump_to_a_closed_port_is_retried_and_reported():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

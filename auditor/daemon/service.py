@@ -233,6 +233,8 @@ class Daemon:
                 self.consider(time.monotonic())
             first = self.source_events.due()
             if first is not None:
+                if self._watcher is not None:
+                    self._watcher.forget_moves()
                 self.consider(first)
             live_first = self.live_events.due()
             if live_first is not None and self.gated:

@@ -122,6 +122,27 @@ class Watcher:
 
         self.observer.schedule(Handler(), str(directory), recursive=True)
 
+    def forget_moves(self) -> None:
+        """watchdog's inotify backend keeps every MOVED_FROM event to pair it with its MOVED_TO
+        and never drops one, so each editor save by rename would grow the daemon for good. Called
+        once the events so far were handled (debounced); a pair split by it reads as a deletion
+        and a creation, which count alike here."""
+        for inotify in self._inotify_objects():
+            clear = getattr(inotify, "clear_move_records", None)
+            if clear is not None:
+                clear()
+
+    def moves_remembered(self) -> int:
+        return sum(len(getattr(i, "_moved_from_events", ())) for i in self._inotify_objects())
+
+    def _inotify_objects(self) -> list[object]:
+        found = []
+        for emitter in list(getattr(self.observer, "emitters", ())):
+            inotify = getattr(getattr(emitter, "_inotify", None), "_inotify", None)
+            if inotify is not None:
+                found.append(inotify)
+        return found
+
     def start(self) -> None:
         self.observer.daemon = True
         self.observer.start()
