@@ -428,3 +428,47 @@ def test_finding_on_a_conditional_listener_names_the_variable(tmp_path: Path) ->
     write_tree(tmp_path, {"init.lua": policy.replace("{other}", "127.0.0.2:25")})
     (s101,) = [f for f in audit(tmp_path).findings if f.code == "S101"]
     assert s101.severity.value == "warning"
+
+
+# K:docs/reference/kumo/define_spool/_index.md: kumod needs the `data` and `meta` spools; a loop over a
+# literal list of names defines one spool per element.
+SPOOL_LOOP = """
+local kumo = require 'kumo'
+kumo.on('init', function()
+  for _, name in ipairs { {names} } do
+    kumo.define_spool { name = name, path = '/var/spool/kumomta/' .. name }
+  end
+  kumo.start_esmtp_listener { listen = '0.0.0.0:25' }
+end)
+"""
+
+
+def test_loop_over_literal_names_defines_each_spool(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"init.lua": SPOOL_LOOP.replace("{names}", "'data', 'meta'")})
+    assert [f.code for f in audit(tmp_path).findings if f.code == "D101"] == []
+    write_tree(tmp_path, {"init.lua": SPOOL_LOOP.replace("{names}", "'data', 'metadata'")})
+    (d101,) = [f for f in audit(tmp_path).findings if f.code == "D101"]
+    assert (d101.line, d101.column) == (6, 3)
+    assert "does not define the meta spool" in d101.message
+
+
+def test_listeners_started_in_a_loop_are_checked_one_by_one(tmp_path: Path) -> None:
+    # K:docs/reference/kumo/start_esmtp_listener/relay_hosts.md
+    policy = """
+    local kumo = require 'kumo'
+    kumo.on('init', function()
+      for _, listen in ipairs { '127.0.0.1:25', '{second}' } do
+        kumo.start_esmtp_listener { listen = listen, relay_hosts = { '0.0.0.0/0' } }
+      end
+    end)
+    """
+    write_tree(tmp_path, {"init.lua": policy.replace("{second}", "0.0.0.0:587")})
+    found = sorted(
+        (f.line, f.column, f.severity.value, "0.0.0.0:587" in f.message)
+        for f in audit(tmp_path).findings
+        if f.code == "S101"
+    )
+    assert found == [(4, 66, "error", True), (4, 66, "warning", False)]
+    write_tree(tmp_path, {"init.lua": policy.replace("{second}", "[::1]:587")})
+    found = [f.severity.value for f in audit(tmp_path).findings if f.code == "S101"]
+    assert found == ["warning", "warning"]

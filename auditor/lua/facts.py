@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -663,15 +664,48 @@ class _Extractor:
             entries.append(Entry(position, value, None))
         self.scope_assign(name, _Const(Table(entries, table.span), bound.where))
 
+    def _per_element(self, args: list[Node], values: list[Value]) -> list[list[Value]] | None:
+        """The arguments of a `kumo.*` call directly in the body of a loop over known elements,
+        once per element, when they depend on the loop variable (`for _, name in ipairs {'data',
+        'meta'} do kumo.define_spool { name = name, ... } end` defines two spools)."""
+        loop = self._loops[-1] if self._loops else None
+        if (
+            loop is None
+            or len(loop.values) < 2
+            or (self.func, self.conditional)
+            != (
+                loop.func,
+                loop.level,
+            )
+        ):
+            return None
+        if self.scope.lookup(loop.var) is not loop.scope.names.get(loop.var):
+            return None
+        variants = [
+            [
+                value if node.type == "function_definition" else self.evaluator.eval(node)
+                for node, value in zip(args, values, strict=True)
+            ]
+            for _ in self._bound_to_each(loop)
+        ]
+        first = [v.py() for v in variants[0]]
+        if all([v.py() for v in variant] == first for variant in variants[1:]):
+            return None  # the same call every time
+        return variants
+
+    def _bound_to_each(self, loop: _Loop) -> Iterator[Value]:
+        """Bind the loop variable to each element in turn (restored afterwards)."""
+        saved = loop.scope.names[loop.var]
+        try:
+            for element in loop.values:
+                loop.scope.names[loop.var] = _Const(element)
+                yield element
+        finally:
+            loop.scope.names[loop.var] = saved
+
     def _each_element(self, loop: _Loop, value_node: Node) -> list[Value]:
         """The value of an expression in each iteration of a loop over known elements."""
-        saved = loop.scope.names[loop.var]
-        values = []
-        for element in loop.values:
-            loop.scope.names[loop.var] = _Const(element)
-            values.append(self.evaluator.eval(value_node))
-        loop.scope.names[loop.var] = saved
-        return values
+        return [self.evaluator.eval(value_node) for _ in self._bound_to_each(loop)]
 
     def bind_value(self, value_node: Node | None, name: str) -> object:
         """Evaluate the right-hand side once: walk it for calls, and return what the name now denotes."""
@@ -779,21 +813,24 @@ class _Extractor:
                 if isinstance(bound, _Const) and isinstance(bound.value, Table):
                     self.scope_assign(self._text(arg), ("local", self._text(arg)))
         if callee is not None:
-            self.facts.calls.append(
-                CallFact(
-                    callee=callee,
-                    text=self._text(callee_node) if callee_node is not None else "",
-                    args=arg_values,
-                    arg_refs=arg_refs,
-                    span=self.index.span(node),
-                    name_span=self.index.span(callee_node)
-                    if callee_node is not None
-                    else self.index.span(node),
-                    func=self.func,
-                    method=method,
-                    in_condition=self.conditional > 0,
+            variants = self._per_element(args, arg_values) if callee[:1] == ("kumo",) else None
+            for values in variants or [arg_values]:
+                self.facts.calls.append(
+                    CallFact(
+                        callee=callee,
+                        text=self._text(callee_node) if callee_node is not None else "",
+                        args=values,
+                        arg_refs=arg_refs,
+                        span=self.index.span(node),
+                        name_span=self.index.span(callee_node)
+                        if callee_node is not None
+                        else self.index.span(node),
+                        func=self.func,
+                        method=method,
+                        # the body of a loop over a known, non-empty list runs
+                        in_condition=self.conditional > (1 if variants else 0),
+                    )
                 )
-            )
         if callee_node is not None:
             if callee_node.type in ("dot_index_expression", "method_index_expression"):
                 table = callee_node.child_by_field_name("table")
