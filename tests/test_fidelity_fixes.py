@@ -270,3 +270,25 @@ def test_computed_table_key_is_no_internal_error(tmp_path: Path) -> None:
         },
     )
     assert codes_at(audit(tmp_path).findings) == []
+
+
+# Reachability for S107 (K:docs/reference/kumo/start_esmtp_listener/allow_xclient.md: use it only in
+# a peer block; a listener bound to loopback is reachable only from the host itself).
+XCLIENT = """
+local kumo = require 'kumo'
+kumo.on('init', function()
+  kumo.start_esmtp_listener { listen = '{listen}', allow_xclient = true }
+end)
+"""
+
+
+def test_xclient_on_a_loopback_listener_is_a_warning(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"init.lua": XCLIENT.replace("{listen}", "127.0.0.1:2025")})
+    assert _found(tmp_path, "S107") == [("S107", 3, 58, "warning")]
+    (finding,) = [f for f in audit(tmp_path).findings if f.code == "S107"]
+    assert "bound to loopback only (127.0.0.1:2025)" in finding.message
+
+
+def test_xclient_on_every_interface_is_an_error(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"init.lua": XCLIENT.replace("{listen}", "0.0.0.0:25")})
+    assert _found(tmp_path, "S107") == [("S107", 3, 54, "error")]

@@ -212,3 +212,15 @@ def test_pre_init_setting_at_a_module_top_level_depends_on_where_it_is_required(
     (finding,) = [f for f in audit(tmp_path).findings if f.code == "R102"]
     assert (finding.line, finding.column) == (2, 1)
     assert "at file level it runs again for every new Lua context" in finding.message
+
+
+def test_sarif_and_markdown_say_which_mode_was_used(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"listeners.lua": MODULE, "init.lua": "local kumo = require 'kumo'\n"})
+    proc = run_cli("check", str(tmp_path / "listeners.lua"), "--format", "sarif")
+    run = json.loads(proc.stdout)["runs"][0]
+    assert run["properties"]["auditMode"] == "module"
+    assert run["properties"]["auditModeDescription"].startswith("audited as a module")
+    proc = run_cli("check", str(tmp_path / "listeners.lua"), "--format", "markdown")
+    assert "(audited as a module: whole-policy rules off" in proc.stdout
+    proc = run_cli("check", str(tmp_path / "init.lua"), "--format", "sarif")
+    assert "properties" not in json.loads(proc.stdout)["runs"][0]

@@ -50,6 +50,11 @@ def document(data: RenderInput) -> dict[str, Any]:
         "columnKind": "unicodeCodePoints",
         "results": [_result(data, f, index[f.code]) for f in findings],
     }
+    mode = data.extra.get("tool", {}).get("mode")
+    if mode and mode != "policy":  # a module, a snippet or a data file audited on its own
+        from auditor.render.text import mode_label
+
+        run["properties"] = {"auditMode": mode, "auditModeDescription": mode_label(mode)}
     return {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
 
 

@@ -702,14 +702,22 @@ def _check_unsafe_listener_option(ctx: Any) -> Iterator[Finding]:
             entry = scope.table.entry(option)
             if entry is None or not literal_true(entry.value) or peer_gated(ctx, scope):
                 continue
-            yield UNSAFE_LISTENER_OPTION.finding(
+            local = listen_is_loopback(scope.listener) is True
+            reach = (
+                f"; the listener is bound to loopback only ({scope.listener}), so only "
+                "processes on this host can do that"
+                if local
+                else ""
+            )
+            finding = UNSAFE_LISTENER_OPTION.finding(
                 scope.module,
                 entry.key_span or entry.value.span,
                 f"{option} = true on {scope.where} applies to every connecting client: any "
                 "client can claim another peer address (and with it relay_hosts trust or a "
-                "different identity), bypassing relay and authentication checks",
+                f"different identity), bypassing relay and authentication checks{reach}",
                 key=f"{scope.listener} {scope.block} {option}",
             )
+            yield dataclasses.replace(finding, severity=Severity.WARNING) if local else finding
         entry = scope.table.entry("deferred_queue")
         if entry is not None and literal_true(entry.value):
             yield _deferred_queue_finding(ctx, scope, entry)
@@ -763,7 +771,9 @@ the relay limit, or in a table that `smtp_server_get_dynamic_parameters` returns
 condition. `deferred_queue = true` accepts every message with 250 and does not run
 `smtp_server_message_received` (signing and queue assignment belong in
 `smtp_server_message_deferred_inject`); it "should NOT be used on the public internet": a warning,
-an info on a loopback-only listener of a policy that handles the deferred-inject event.
+an info on a loopback-only listener of a policy that handles the deferred-inject event. On a
+listener bound to loopback only, `allow_xclient` and `require_proxy_protocol` are warnings: only
+processes on the host can reach it.
 """,
     bad="""
 kumo.start_esmtp_listener {
