@@ -98,21 +98,39 @@ def test_one_line_policy_under_the_budget_is_linear(tmp_path: Path) -> None:
     assert cpu < CPU_BOUND_S * 2, f"{cpu:.1f} s of CPU"
 
 
-def test_deeply_dotted_toml_header_is_e103_quickly(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "loader",
+    [
+        "local shaping = require 'policy-extras.shaping'\n"
+        "local s = shaping:setup_with_automation { extra_files = "
+        "{ '/opt/kumomta/etc/policy/shaping.toml' } }\n",
+        "local kumo = require 'kumo'\n"
+        "local d = kumo.toml_load '/opt/kumomta/etc/policy/shaping.toml'\n",
+    ],
+    ids=["helper", "toml_load"],
+)
+def test_deeply_dotted_toml_header_is_e102_quickly(tmp_path: Path, loader: str) -> None:
+    """Valid TOML over the per-file budget cannot be audited (E102), as an over-budget Lua file;
+    it is not reported as a file that does not parse (E103)."""
     write_tree(
         tmp_path,
-        {
-            "init.lua": "local shaping = require 'policy-extras.shaping'\n"
-            "local s = shaping:setup_with_automation { extra_files = "
-            "{ '/opt/kumomta/etc/policy/shaping.toml' } }\n",
-            "shaping.toml": "[" + ".".join(["a"] * 50_000) + "]\nx = 1\n",
-        },
+        {"init.lua": loader, "shaping.toml": "[" + ".".join(["a"] * 50_000) + "]\nx = 1\n"},
     )
     result, cpu = _timed_audit(tmp_path)
-    e103 = [f for f in result.findings if f.code == "E103"]
-    assert len(e103) == 1 and "too deep" in e103[0].message
-    assert (e103[0].line, e103[0].column) == (1, 1)
+    problems = [
+        (f.code, f.path, f.line, f.column) for f in result.findings if f.code[:3] in ("E10", "E30")
+    ]
+    assert problems == [("E102", "shaping.toml", 1, 1)]
     assert cpu < CPU_BOUND_S, f"{cpu:.1f} s of CPU"
+
+
+def test_dotted_header_at_the_limit_is_audited_and_one_more_part_is_e102(tmp_path: Path) -> None:
+    from auditor.data.locate import TOML_MAX_KEY_DEPTH, DataTooComplex, load_located
+
+    load_located("[" + ".".join(["a"] * TOML_MAX_KEY_DEPTH) + "]\nx = 1\n", "toml")
+    with pytest.raises(DataTooComplex) as over:
+        load_located("x = 1\n" + "[" + ".".join(["a"] * (TOML_MAX_KEY_DEPTH + 1)) + "]\n", "toml")
+    assert (over.value.line, over.value.column) == (2, 1)
 
 
 def test_dotted_keys_up_to_the_limit_are_read(tmp_path: Path) -> None:

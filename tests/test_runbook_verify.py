@@ -315,3 +315,278 @@ def test_chain_length_counts_each_entry_once(
     assert chain_length(facts, b[1].hash, 100) == 2
     assert chain_length(facts, a[3].hash, 1) == 2  # stops after `limit` steps
     assert chain_length(facts, "0" * 64, 100) == 0
+
+
+# ----- exact reports ----------------------------------------------------------------------------
+
+
+def report_kinds(store: DirStore, **kwargs: object) -> list[tuple[str, str]]:
+    return [(p.kind, p.name) for p in verify_store(store, **kwargs).problems]  # type: ignore[arg-type]
+
+
+def test_clean_report_as_dict(chain: tuple[DirStore, list[Entry], list[Entry]]) -> None:
+    store, a, _ = chain
+    assert verify_store(store).as_dict() == {
+        "ok": True,
+        "entries": 6,
+        "writers": 2,
+        "signed": 0,
+        "checkpoints": 0,
+        "latest_checkpoint": None,
+        "incremental": False,
+        "checked": 6,
+        "allowed_signers": None,
+        "problems": [],
+        "notes": [],
+    }
+    path_of(store, a[1]).unlink()
+    doc = verify_store(store).as_dict()
+    assert doc["ok"] is False and doc["entries"] == 5 and doc["checked"] == 5
+    assert [(p["kind"], p["name"]) for p in doc["problems"]] == [("deleted", a[2].file_name())]
+    assert set(doc["problems"][0]) == {"kind", "name", "detail"}
+
+
+def test_duplicate_hash_exactly(chain: tuple[DirStore, list[Entry], list[Entry]]) -> None:
+    store, a, _ = chain
+    copy = store.root / a[0].file_name().replace(a[0].id[:7], "0000000")
+    copy.write_bytes(path_of(store, a[0]).read_bytes())
+    copied = copy.relative_to(store.root).as_posix()
+    found = verify_store(store).problems
+    assert sorted((p.kind, p.name) for p in found) == [
+        ("forged", a[0].file_name()),  # same hash as the copy, which sorts first
+        ("forged", a[0].file_name()),  # and a second first entry of its writer
+        ("renamed", copied),
+    ]
+    assert any(copied in p.detail for p in found if p.kind == "forged")
+
+
+def test_fork_exactly(chain: tuple[DirStore, list[Entry], list[Entry]]) -> None:
+    store, a, _ = chain
+    fork = sealed(a[3], summary="fork", recorded_at=at(5).isoformat().replace("+00:00", "Z"))
+    write_entry(store, fork)
+    # the later of the two successors is the forged one; the other is named in the detail
+    [problem] = verify_store(store).problems
+    assert (problem.kind, problem.name) == ("forged", fork.file_name())
+    assert a[3].file_name() in problem.detail and a[2].file_name() in problem.detail
+
+
+def test_link_to_another_writers_entry_is_forged(
+    chain: tuple[DirStore, list[Entry], list[Entry]],
+) -> None:
+    store, a, b = chain
+    cross = sealed(b[1], prev_hash=a[3].hash)
+    path_of(store, b[1]).unlink()
+    write_entry(store, cross)
+    assert report_kinds(store) == [("forged", cross.file_name())]
+
+
+def test_older_per_host_writer_ids_may_fork(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = DirStore(tmp_path / "rb")
+    monkeypatch.setenv("KUMO_AUDIT_WRITER", "human:host-old")
+    first = record(store, EntryDraft(decision="note", why="one"), now=at(1))
+    write_entry(store, sealed(first, summary="another clone", recorded_at="2026-03-01T00:02:00Z"))
+    report = verify_store(store)
+    assert report.ok and report.writers == 1 and report.entries == 2
+    assert len(report.notes) == 1 and "human:host-old" in report.notes[0]
+    monkeypatch.setenv("KUMO_AUDIT_WRITER", "human:host-new:0000000c")
+    store2 = DirStore(tmp_path / "rb2")
+    first = record(store2, EntryDraft(decision="note", why="one"), now=at(1))
+    second = sealed(first, summary="another clone", recorded_at="2026-03-01T00:02:00Z")
+    write_entry(store2, second)
+    assert report_kinds(store2) == [("forged", second.file_name())]
+    assert verify_store(store2).notes == []
+
+
+def test_recorded_at_equal_to_the_predecessor_is_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = DirStore(tmp_path / "rb")
+    monkeypatch.setenv("KUMO_AUDIT_WRITER", "human:host-a:0000000a")
+    first = record(store, EntryDraft(decision="note", why="one"), now=at(1))
+    record(store, EntryDraft(decision="note", why="two"), now=at(1))
+    assert verify_store(store).ok
+    later = record(store, EntryDraft(decision="note", why="three"), now=at(3))
+    early = sealed(later, recorded_at=first.recorded_at.replace("00:01:00", "00:00:59"))
+    path_of(store, later).unlink()
+    write_entry(store, early)
+    assert report_kinds(store) == [("reordered", early.file_name())]
+
+
+def test_first_difference_line() -> None:
+    from auditor.runbook.verify import _first_diff
+
+    assert _first_diff(b"a\nb\nc\n", b"a\nx\nc\n") == 2
+    assert _first_diff(b"a\nb\nc\n", b"x\nb\nc\n") == 1
+    assert _first_diff(b"a\nb\n", b"a\nb\nc\n") == 3  # one is the start of the other
+    assert _first_diff(b"a\nb\nc\nd\n", b"a\nb\n") == 3
+
+
+# ----- checkpoints --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def signing_key(tmp_path: Path) -> Path:
+    import subprocess
+
+    key = tmp_path / "ci-key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return key
+
+
+def checkpoint(store: DirStore, key: Path, monkeypatch: pytest.MonkeyPatch) -> Entry:
+    from auditor.runbook.checkpoint import write_checkpoint
+
+    monkeypatch.setenv("KUMO_AUDIT_WRITER", "ci:github:acme/policy:7")
+    point = write_checkpoint(store, now=at(30), signing_key=str(key))
+    monkeypatch.delenv("KUMO_AUDIT_WRITER")
+    return point
+
+
+def with_heads(store: DirStore, point: Entry, heads: dict[str, tuple[str, int]]) -> Entry:
+    """The checkpoint with other heads (re-sealed, so only the checkpoint check can object)."""
+    body = point.body()
+    body["checkpoint"] = {
+        "heads": {w: {"hash": h, "entries": n} for w, (h, n) in heads.items()},
+        "entries": sum(n for _, n in heads.values()),
+    }
+    new = Entry.seal(body)
+    path_of(store, point).unlink()
+    write_entry(store, new)
+    return new
+
+
+def test_checkpoint_report_and_summary(
+    chain: tuple[DirStore, list[Entry], list[Entry]],
+    signing_key: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, a, b = chain
+    point = checkpoint(store, signing_key, monkeypatch)
+    report = verify_store(store)
+    assert report.ok and report.checkpoints() == 1 and report.signed == 1
+    assert len(report.notes) == 1 and report.notes[0].startswith("1 signed entries")
+    summary = report.as_dict()["latest_checkpoint"]
+    assert summary == {
+        "id": point.id,
+        "hash": point.hash,
+        "name": point.file_name(),
+        "writer": "ci:github:acme/policy:7",
+        "recorded_at": point.recorded_at,
+        "entries": 6,
+        "signature": "unchecked",
+        "signer": summary["signer"],
+        "heads": {
+            a[3].writer: {"hash": a[3].hash, "entries": 4},
+            b[1].writer: {"hash": b[1].hash, "entries": 2},
+        },
+    }
+    assert summary["signer"].startswith("SHA256:")
+    assert verify_store(store, expect_checkpoints=(point.hash[:8],)).ok
+    assert verify_store(store, expect_checkpoints=(f"  {point.hash[:12].upper()} ",)).ok
+    for wanted in (point.hash[:7], a[0].hash[:12], "0123456789ab"):
+        assert report_kinds(store, expect_checkpoints=(wanted,)) == [
+            ("checkpoint", wanted.strip().lower())
+        ]
+
+
+def test_checkpoint_heads_are_checked(
+    chain: tuple[DirStore, list[Entry], list[Entry]],
+    signing_key: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, a, b = chain
+    point = checkpoint(store, signing_key, monkeypatch)
+    wa, wb = a[0].writer, b[0].writer
+    exact = with_heads(store, point, {wa: (a[3].hash, 4), wb: (b[1].hash, 2)})
+    assert verify_store(store).ok
+    # a head of the wrong writer, a chain one longer or shorter than covered, a missing head
+    for heads in (
+        {wa: (b[1].hash, 2)},
+        {wa: (a[3].hash, 3)},
+        {wa: (a[3].hash, 5)},
+        {wb: ("f" * 64, 2)},
+    ):
+        exact = with_heads(store, exact, heads)
+        assert report_kinds(store) == [("checkpoint", exact.file_name())], heads
+    exact = with_heads(store, exact, {wa: (a[2].hash, 3)})  # an older head, still intact
+    assert verify_store(store).ok
+
+
+# ----- signatures ---------------------------------------------------------------------------------
+
+
+def test_unsigned_after_a_signed_entry_of_the_same_writer(
+    tmp_path: Path, signing_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = DirStore(tmp_path / "rb")
+    monkeypatch.setenv("KUMO_AUDIT_WRITER", "human:host-a:0000000a")
+    record(store, EntryDraft(decision="note", why="s"), now=at(1), signing_key=str(signing_key))
+    plain = record(store, EntryDraft(decision="note", why="p"), now=at(2))
+    monkeypatch.setenv("KUMO_AUDIT_WRITER", "human:host-b:0000000b")
+    other = record(store, EntryDraft(decision="note", why="o"), now=at(3))
+    assert report_kinds(store) == [("unsigned", plain.file_name())]
+    assert sorted(report_kinds(store, require_signed=True)) == sorted(
+        [("unsigned", plain.file_name()), ("unsigned", other.file_name())]
+    )
+    report = verify_store(store)
+    assert report.signed == 1 and len(report.notes) == 1
+
+
+def test_a_tampered_rendered_cache_cannot_hide_an_edit(tmp_path: Path) -> None:
+    """Blobs remembered as canonical skip the rendering check, never the hash check."""
+    import json
+
+    from auditor.source.snapshot import git_blob_id
+
+    repo = make_repo(tmp_path / "repo")
+    store = GitStore(repo)
+    entry = record(store, EntryDraft(decision="note", why="n0", decided_at=at(0)), now=at(0))
+    assert verify_store(store).ok
+    name = entry.file_name()
+    blob = store.read(store.state(), [name])[name]
+    edited = blob.replace(b'"text": "n0"', b'"text": "n1"')
+    renamed = render_entry(entry)
+    cache = store.private / "rendered.json"
+    data = json.loads(cache.read_text())
+    data["blobs"] += [git_blob_id(edited), git_blob_id(renamed)]
+    cache.write_text(json.dumps(data))
+    head = store.head()
+    other = name.replace(entry.id[:7], "1234567")
+    oids = store.write_blobs([edited, renamed])
+    tree = store.build_tree(head, {name: oids[0], other: oids[1]})
+    store.move_ref(store.commit_tree(tree, [head], "edit", entry.actor), head)  # type: ignore[list-item]
+    found = {(p.kind, p.name) for p in verify_store(store, full=True).problems}
+    assert ("edited", name) in found and ("history", name) in found
+    assert ("renamed", other) in found
+
+
+# ----- the verified state -------------------------------------------------------------------------
+
+
+def test_verified_state_is_kept_and_reused_only_when_it_applies(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    store = GitStore(repo)
+    for i in range(2):
+        record(store, EntryDraft(decision="note", why=f"n{i}", decided_at=at(i)), now=at(i))
+    first = verify_store(store, require_signed=False)
+    assert first.ok and not first.incremental and first.checked == 2
+    state = store.private / "verified.json"
+    kept = state.read_bytes()
+    again = verify_store(store)
+    assert again.incremental and again.checked == 0 and again.entries == 2
+    assert state.read_bytes() == kept  # nothing added: nothing rewritten
+    # A state verified without --require-signed does not stand for a verify with it ...
+    strict = verify_store(store, require_signed=True)
+    assert not strict.incremental and [p.kind for p in strict.problems] == ["unsigned"] * 2
+    # ... and a failed verify keeps no state.
+    assert state.read_bytes() == kept
+    # A branch reset behind the verified commit: the state is not used.
+    head = store.head()
+    record(store, EntryDraft(decision="note", why="n2", decided_at=at(2)), now=at(2))
+    verify_store(store)
+    store.move_ref(head, store.head())  # type: ignore[arg-type]
+    record(store, EntryDraft(decision="note", why="n3", decided_at=at(3)), now=at(3))
+    after_reset = verify_store(store)
+    assert after_reset.ok and not after_reset.incremental and after_reset.checked == 3

@@ -10,6 +10,7 @@ from auditor.change.changeset import ChangeSet, compute, unloadable
 from auditor.config.settings import Config
 from auditor.core.errors import AuditError
 from auditor.core.findings import Finding, Suppression, dedupe_fingerprints
+from auditor.data.locate import render_path
 from auditor.filter.apply import apply_filters
 from auditor.pipeline.api import AuditOptions, resolve_config
 from auditor.pipeline.stages import AuditResult, audit_snapshot
@@ -77,7 +78,7 @@ class ChangeResult:
             "values": [
                 {
                     "path": v.path,
-                    "key": v.label().split(" ", 1)[1],
+                    "key": render_path(v.key),
                     "line": v.line,
                     "before": v.before,
                     "after": v.after,

@@ -46,7 +46,7 @@ class ValueChange:
     line: int
 
     def label(self) -> str:
-        return f"{self.path} {render_path(self.key)}"
+        return f"{self.path} {render_path(self.key)}" if self.key else self.path
 
 
 @dataclass
@@ -475,6 +475,7 @@ def _unreferenced_files(before: _Side, after: _Side, change: ChangeSet) -> Itera
     if after.snapshot is None:
         return
     loaded = set(_refs_by_path(after.model)) | set(after.model.modules if after.model else ())
+    loaded |= set(change.changed_files)  # reported already (a file that no longer loads)
     old_files = set(before.snapshot.files()) if before.snapshot else set()
     for path in sorted(set(after.snapshot.files()) | old_files):
         if path in loaded or not path.endswith((".toml", ".json", ".lua", ".yaml")):

@@ -48,6 +48,11 @@ class DataSyntaxError(Exception):
         return f"{self.message} (line {self.line}, column {self.column})"
 
 
+class DataTooComplex(DataSyntaxError):
+    """A data file that may well load in KumoMTA but is over the per-file budget of the audit:
+    reported as a file that cannot be audited (E102), not as one that does not parse (E103)."""
+
+
 @dataclass(frozen=True, slots=True)
 class KeySegment:
     """One segment of a TOML key as written: its decoded text, whether it was quoted, and where."""
@@ -214,7 +219,7 @@ _DOTTED_KEY = lazy(
 _KEY_PART = lazy(r"""[A-Za-z0-9_-]+|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|'[^'\n]*'""")
 
 
-def _too_deep_key(text: str, lines: _Lines) -> DataSyntaxError | None:
+def _too_deep_key(text: str, lines: _Lines) -> DataTooComplex | None:
     """A header or key of more than TOML_MAX_KEY_DEPTH dotted parts (one linear scan)."""
     offset = 0
     for line in text.split("\n"):
@@ -222,8 +227,9 @@ def _too_deep_key(text: str, lines: _Lines) -> DataSyntaxError | None:
             match = _DOTTED_KEY.match(line)
             if match and len(_KEY_PART.findall(match.group())) > TOML_MAX_KEY_DEPTH:
                 row, column = lines.pos(offset)
-                return DataSyntaxError(
-                    f"a key of more than {TOML_MAX_KEY_DEPTH} dotted parts: too deep to check",
+                return DataTooComplex(
+                    f"a key of more than {TOML_MAX_KEY_DEPTH} dotted parts: over the per-file "
+                    "budget, not audited",
                     row,
                     column,
                 )

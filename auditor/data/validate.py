@@ -17,9 +17,11 @@ from auditor.core.data_codes import (
     DATA_UNQUOTED_DOMAIN,
 )
 from auditor.core.findings import Finding, Span
+from auditor.core.load_codes import UNREADABLE_FILE
 from auditor.data import fast
 from auditor.data.locate import (
     DataSyntaxError,
+    DataTooComplex,
     KeyPath,
     Located,
     TableHeader,
@@ -31,6 +33,15 @@ from auditor.data.result import DataResult
 def detect_format(path: str) -> Literal["toml", "json"]:
     """TOML for names ending `.toml`, JSON for anything else (policy_utils.load_json_or_toml_file)."""
     return "toml" if path.endswith(".toml") else "json"
+
+
+def unloadable_finding(path: str, err: DataSyntaxError, key: str) -> Finding:
+    """E103 for a data file that does not parse; E102 for one over the per-file budget."""
+    if isinstance(err, DataTooComplex):
+        return UNREADABLE_FILE.finding(
+            path, Span.point(err.line, err.column), err.message, key=path
+        )
+    return DATA_SYNTAX_ERROR.finding(path, Span.point(err.line, err.column), err.message, key=key)
 
 
 def validate_data(
@@ -51,10 +62,7 @@ def validate_data(
     try:
         located = load_located(text, fmt)
     except DataSyntaxError as err:
-        finding = DATA_SYNTAX_ERROR.finding(
-            path, Span.point(err.line, err.column), err.message, key=f"{name}:syntax"
-        )
-        return DataResult(None, None, [finding])
+        return DataResult(None, None, [unloadable_finding(path, err, f"{name}:syntax")])
     findings = [
         DATA_SYNTAX_ERROR.finding(
             path, Span.point(p.line, p.column), p.message, key=f"{name}:{p.message}"

@@ -517,19 +517,16 @@ def load_data_files(
 
 def parse_plain_data(path: str, text: str) -> Any:
     """A data file loaded directly (`kumo.toml_load`, `kumo.serde.json_load`): syntax only (E103)."""
-    from auditor.core.data_codes import DATA_SYNTAX_ERROR
     from auditor.data.locate import DataSyntaxError, load_located
     from auditor.data.result import DataResult
+    from auditor.data.validate import unloadable_finding
 
     if not path.endswith((".toml", ".json")):
         return DataResult(None, None, [])  # YAML, JSON5, ...: not parsed here
     try:
         located = load_located(text, "toml" if path.endswith(".toml") else "json")
     except DataSyntaxError as err:
-        finding = DATA_SYNTAX_ERROR.finding(
-            path, Span.point(err.line, err.column), err.message, key=f"{path}:syntax"
-        )
-        return DataResult(None, None, [finding])
+        return DataResult(None, None, [unloadable_finding(path, err, f"{path}:syntax")])
     return DataResult(located.value, located, [])
 
 

@@ -289,23 +289,28 @@ def config_removed(ctx: Any) -> Iterator[Finding]:
     head = ctx.head.context
     formats = _formats(head.model) | _formats(ctx.base.context.model)
     for vc in ctx.change.value_changes:
-        if vc.after is not None or vc.before is None or not isinstance(vc.before, dict):
+        if vc.after is not None or not isinstance(vc.before, dict):
             continue
         fmt = formats.get(vc.path)
-        kind = _section_kind(fmt, vc.key)
-        if kind is None:
-            continue
-        name = str(vc.key[-1])
-        users = _referrers(head.texts, name, exclude=vc.path)
-        if not users:
-            continue
-        yield CONFIG_REMOVED.finding(
-            vc.path,
-            Span.point(max(vc.line, 1), 1),
-            f"{kind} '{name}' is removed from {vc.path} but {', '.join(users)} still refer"
-            f"{'s' if len(users) == 1 else ''} to it",
-            key=f"removed {vc.path} {name}",
-        )
+        removed: list[tuple[tuple[Any, ...], Any]] = [(vc.key, vc.before)]
+        if len(vc.key) == 1 and vc.key[0] in _SECTION_PARENTS.get(fmt or "", set()):
+            # the whole table went (`provider`, `source`, ...): each of its sections is removed
+            removed = [((*vc.key, name), value) for name, value in vc.before.items()]
+        for key, before in removed:
+            kind = _section_kind(fmt, key)
+            if kind is None or not isinstance(before, dict):
+                continue
+            name = str(key[-1])
+            users = _referrers(head.texts, name, exclude=vc.path)
+            if not users:
+                continue
+            yield CONFIG_REMOVED.finding(
+                vc.path,
+                Span.point(max(vc.line, 1), 1),
+                f"{kind} '{name}' is removed from {vc.path} but {', '.join(users)} still refer"
+                f"{'s' if len(users) == 1 else ''} to it",
+                key=f"removed {vc.path} {name}",
+            )
     old_events = {h.event: h for h in ctx.base.context.model.handlers if h.origin == "policy"}
     new_events = {h.event for h in head.model.handlers}
     for event, handler in sorted(old_events.items()):
