@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.test_changeset_fields import INIT, SHAPING, change
 from tests.test_change_pins import files
+from tests.test_changeset_fields import INIT, SHAPING, change
 
 
 def column(text: str, line: int, needle: str) -> int:
