@@ -209,7 +209,8 @@ def _mutants(workdir: Path, module: str, names: list[str]) -> list[Mutant]:
             if tag == "equal":
                 continue
             diff += [f"{home.lineno + i}: -{old[i].strip()}" for i in range(max(i1, 1), i2)]
-            diff += [f"{home.lineno + i1}: +{new[j].strip()}" for j in range(max(j1, 1), j2)]
+            first = max(i1, 1)  # line 0 is the def, renamed in every mutant
+            diff += [f"{home.lineno + first}: +{new[j].strip()}" for j in range(max(j1, 1), j2)]
         out.append(Mutant(name, _only_prose(orig, mut), diff))
     return out
 

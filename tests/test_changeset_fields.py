@@ -417,3 +417,45 @@ def test_short_values(value: object, text: str) -> None:
 def test_value_change_label() -> None:
     assert ValueChange("s.toml", ("a", "b"), 1, 2, 3).label() == "s.toml a.b"
     assert ValueChange("s.toml", (), 1, 2, 3).label() == "s.toml"
+
+
+def test_a_finding_of_both_states_is_neither_introduced_nor_resolved(tmp_path: Path) -> None:
+    relay = INIT.replace(
+        "listen = '0.0.0.0:25' }", "listen = '0.0.0.0:25', relay_hosts = { '0.0.0.0/0' } }"
+    )
+    both = change(
+        tmp_path,
+        {"shaping.toml": SHAPING.replace('"10/s"', '"11/s"')},
+        {**files(), "init.lua": relay},
+    )
+    assert [f.code for f in both.head.findings if f.code.startswith("S")] == ["S101"]
+    assert both.introduced == [] and both.resolved == []
+
+
+def test_function_elements_say_whether_they_add_remove_or_edit(tmp_path: Path) -> None:
+    one = INIT + "\nlocal function one()\n  return 1\nend\n"
+    two = INIT + "\nlocal function two()\n  return 2\nend\n"
+    result = change(tmp_path, {"init.lua": two}, {**files(), "init.lua": one})
+    verbs = {e.element: e.reason.split(" ", 1)[0] for e in result.change.elements}
+    assert verbs["function one"] == "removes" and verbs["function two"] == "adds"
+    edited = change(
+        tmp_path / "e", {"init.lua": one.replace("1", "11")}, {**files(), "init.lua": one}
+    )
+    assert [e.reason.split(" ", 1)[0] for e in edited.change.elements] == ["edits"]
+
+
+def test_shaping_default_change_reaches_the_domains_of_every_shaping_file(tmp_path: Path) -> None:
+    init = INIT.replace(
+        "shaping:setup { '/opt/kumomta/etc/policy/shaping.toml' }",
+        "shaping:setup { '/opt/kumomta/etc/policy/shaping.toml', '/opt/kumomta/etc/policy/more.toml' }",
+    )
+    base = {
+        **files(),
+        "init.lua": init,
+        "shaping.toml": '["default"]\nmax_message_rate = "100/s"\n["a.example"]\nmax_connections = 3\n',
+        "more.toml": '["b.example"]\nmax_connections = 4\n',
+    }
+    result = change(
+        tmp_path, {"shaping.toml": base["shaping.toml"].replace('"100/s"', '"50/s"')}, base
+    )
+    assert [s["domain"] for s in result.change.shaping] == ["a.example", "b.example"]

@@ -57,18 +57,39 @@ def test_the_last_call_wins_and_calls_that_never_run_do_not_count(tmp_path: Path
     assert globs.globs == ("/second/*",) and globs.span.line == 5  # type: ignore[union-attr]
 
 
-def test_a_glob_that_is_not_a_literal_makes_coverage_unknown(tmp_path: Path) -> None:
+def test_a_computed_glob_makes_coverage_unknown_where_it_may_match(tmp_path: Path) -> None:
     globs = globs_of(
         tmp_path,
         "local kumo = require 'kumo'\n"
         "kumo.on('init', function()\n"
-        "  kumo.set_config_monitor_globs { '/etc/a/*.lua', os.getenv('GLOB') }\n"
+        "  kumo.set_config_monitor_globs { '/etc/a/*.lua', os.getenv('GLOB'), "
+        "'/etc/c/' .. os.getenv('SUB') .. '/*.toml' }\n"
         "end)\n",
     )
     assert globs.globs == ("/etc/a/*.lua",)
-    assert globs.explicit is True and globs.complete is False
+    assert globs.explicit is True and globs.complete is True  # known element by element
+    assert [(c.env, c.prefix, c.suffix) for c in globs.computed] == [
+        ("GLOB", "", ""),
+        (None, "/etc/c/", "/*.toml"),
+    ]
     assert globs.covers("/etc/a/x.lua") is True
-    assert globs.covers("/etc/b/x.lua") is None
+    assert globs.covers("/etc/b/x.lua") is None  # $GLOB may match anything
+    assert [c.env for c in globs.unknown_for("/etc/c/d/x.toml")] == ["GLOB", None]
+    assert [c.env for c in globs.unknown_for("/etc/b/x.toml")] == ["GLOB"]
+
+
+def test_a_computed_glob_with_known_ends_rules_paths_out(tmp_path: Path) -> None:
+    globs = globs_of(
+        tmp_path,
+        "local kumo = require 'kumo'\n"
+        "kumo.on('init', function()\n"
+        "  kumo.set_config_monitor_globs { '/etc/c/' .. os.getenv('SUB') .. '/*.toml' }\n"
+        "end)\n",
+    )
+    assert globs.covers("/etc/c/d/x.toml") is None
+    assert globs.covers("//etc//c/d/x.toml") is None  # repeated slashes are one
+    assert globs.covers("/etc/b/x.toml") is False  # another directory
+    assert globs.covers("/etc/c/d/x.lua") is False  # another suffix
 
 
 def test_a_list_that_is_not_a_table_literal_covers_nothing_known(tmp_path: Path) -> None:

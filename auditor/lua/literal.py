@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from auditor.lua.syntax import LineIndex
 
 MAX_DEPTH = 200  # Lua itself refuses deeper nesting (LUAI_MAXCCALLS)
+LIST_BATCH = 50  # positional items a table constructor stores at once (LFIELDS_PER_FLUSH)
 
 Scalar = Union[str, int, float, bool, None]
 
@@ -76,11 +77,21 @@ class Table:
     is_unknown = False
 
     def _keyed(self) -> dict[Scalar, Entry]:
+        """Entries by key, in the order Lua stores them: a keyed field when it is read, positional
+        items in batches of LIST_BATCH (after the field that follows the batch, or at the end), so
+        `{ 'b', [1] = 'a' }` has 'b' at 1. The last store of a key wins."""
         if self._index is None:
             index: dict[Scalar, Entry] = {}
+            pending: list[Entry] = []
             for entry in self.entries:
-                if not isinstance(entry.key, Unknown):
-                    index[entry.key] = entry  # Lua keeps the last duplicate
+                if len(pending) == LIST_BATCH:
+                    index.update((e.key, e) for e in pending)
+                    pending.clear()
+                if entry.key_span is None:
+                    pending.append(entry)
+                elif not isinstance(entry.key, Unknown):
+                    index[entry.key] = entry
+            index.update((e.key, e) for e in pending)
             self._index = index
         return self._index
 
@@ -215,8 +226,7 @@ def parse_number(raw: str) -> int | float:
     if lower.startswith("0x"):
         if any(c in lower for c in ".p"):
             return float.fromhex(lower)
-        value = int(lower, 16) & 0xFFFFFFFFFFFFFFFF  # Lua wraps hex integers modulo 2^64
-        return value - (1 << 64) if value >= 1 << 63 else value
+        return _wrap64(int(lower, 16))  # Lua wraps hex integers modulo 2^64
     if any(c in lower for c in ".en") or lower in ("inf", "nan"):
         return float(lower)
     value = int(lower)
@@ -375,14 +385,12 @@ class Evaluator:
         if operand is not None:
             value = self.eval(operand, depth + 1)
             if isinstance(value, Lit):
-                if (
-                    op == "-"
-                    and isinstance(value.value, (int, float))
-                    and not isinstance(value.value, bool)
-                ):
+                if op == "-" and isinstance(value.value, float):
                     return Lit(-value.value, span)
+                if op == "-" and isinstance(value.value, int) and not isinstance(value.value, bool):
+                    return Lit(_wrap64(-value.value), span)  # -math.mininteger wraps to itself
                 if op == "not":
-                    return Lit(value.value in (None, False), span)
+                    return Lit(not _truthy(value.value), span)
         return Unknown(span, self._short(node))
 
     def _binary(self, node: Node, span: Span, depth: int) -> Value:
@@ -409,7 +417,7 @@ class Evaluator:
         if op == "or":
             left, right = self.eval(left_node, depth + 1), self.eval(right_node, depth + 1)
             if isinstance(left, Lit) and left.when is None:
-                return _respan(left if left.value not in (None, False) else right, span)
+                return _respan(left if _truthy(left.value) else right, span)
             choice = self._either(left_node, right, span, depth)
             if choice is not None:
                 return choice
@@ -420,17 +428,31 @@ class Evaluator:
         if op == "and":
             left = self.eval(left_node, depth + 1)
             if isinstance(left, Lit) and left.when is None:
-                if left.value in (None, False):
+                if not _truthy(left.value):
                     return _respan(left, span)
                 return _respan(self.eval(right_node, depth + 1), span)
         return Unknown(span, self._short(node))
 
 
+def _truthy(value: Scalar) -> bool:
+    """Lua's truth: only nil and false are false (0 and '' are true)."""
+    return value is not None and value is not False
+
+
+def _wrap64(value: int) -> int:
+    """Lua integer arithmetic wraps around modulo 2^64."""
+    value &= 0xFFFFFFFFFFFFFFFF
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
 def _concat_part(value: Scalar) -> str | None:
+    """A value as `..` and tostring write it: floats as C's "%.14g", with ".0" when that looks like
+    an integer (Lua 5.4's tostringbuff)."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, float) and value.is_integer():
-        return f"{value:.1f}"
+    if isinstance(value, float):
+        text = "%.14g" % value
+        return text + ".0" if text.lstrip("-").isdigit() else text
     return str(value)
 
 
