@@ -451,7 +451,7 @@ def _concat_part(value: Scalar) -> str | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, float):
-        text = "%.14g" % value
+        text = f"{value:.14g}"
         return text + ".0" if text.lstrip("-").isdigit() else text
     return str(value)
 
