@@ -111,10 +111,13 @@ def _scratch_copy(dest: Path, module: str, tests: list[str]) -> None:
             out.write(f"{key} = {json.dumps(value)}\n")
 
 
-# Imported first by every Python subprocess a test starts (they get the scratch copy on PYTHONPATH):
-# while mutmut learns which tests reach which function, a subprocess runs the original code, as it
-# could not report what it reached anyway.
+# Imported first by mutmut's own processes and by every Python subprocess a test starts. mutmut
+# calls each function through a trampoline (two more frames per call), so the recursion limit is
+# raised for tests that nest deeply. While mutmut learns which tests reach which function, a
+# subprocess runs the original code, as it could not report what it reached anyway.
 SITECUSTOMIZE = """import os
+import sys
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 5000))
 if os.environ.get("MUTANT_UNDER_TEST") == "stats":
     os.environ["MUTANT_UNDER_TEST"] = ""
 """
@@ -223,7 +226,10 @@ def score_module(
     start = time.monotonic()
     workdir = tmp / module.replace("/", "_")
     _scratch_copy(workdir, module, tests)
-    env = {**os.environ, "NO_COLOR": "1", "KUMO_AUDIT_NO_CACHE": "1"}
+    site = workdir / ".mutation-site"  # not a source path: mutmut keeps it on sys.path
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
+    env = {**os.environ, "NO_COLOR": "1", "KUMO_AUDIT_NO_CACHE": "1", "PYTHONPATH": str(site)}
     dotted = module.removesuffix(".py").replace("/", ".")
     # First pass: mutmut writes every mutant of the module and learns which test reaches which
     # function (one run of the tests); a name that matches no mutant stops it there.

@@ -440,3 +440,62 @@ def test_rule_metadata_is_complete(code: str, severity: str) -> None:
     meta = rule_obj.meta
     assert meta.category == "reload" and meta.severity.value == severity
     assert all([meta.summary, meta.bad, meta.good, meta.fix]) and len(meta.doc) > 200
+
+
+# ----- edges found by mutation testing -------------------------------------------------------------------
+
+
+def test_r102_names_the_first_starter_among_several(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            kumo.on('init', function()
+              kumo.start_esmtp_listener { listen = '0.0.0.0:26' }
+              kumo.start_esmtp_listener { listen = '0.0.0.0:25' }
+              kumo.set_smtpsrv_threads(16)
+            end)
+            """
+        },
+    )
+    result = audit(tmp_path)
+    assert codes_at(result.findings, "R102") == [("R102", 4, 3)]
+    [message] = [f.message for f in result.findings if f.code == "R102"]
+    assert "init.lua:2" in message and "init.lua:3" not in message
+
+
+def test_r104_every_realtime_call_after_one_that_is_not(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "R104",
+        {
+            "init.lua": """
+            kumo.on('init', function()
+              local f = io.open('/opt/kumomta/etc/policy/motd.txt')
+            end)
+            local t = {}
+            kumo.on('smtp_server_mail_from', function(sender)
+              t[1]('x')
+              local g = io.open('/opt/kumomta/etc/policy/blocked.txt')
+            end)
+            """,
+        },
+    )
+    assert got == [("R104", 7, 13)]
+
+
+def test_r106_a_second_queue_helper_is_not_a_dead_handler(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "R106",
+        {
+            "init.lua": """
+            local queue_module = require 'policy-extras.queue'
+            local first = queue_module:setup { '/opt/kumomta/etc/policy/queues.toml' }
+            local second = queue_module:setup { '/opt/kumomta/etc/policy/more.toml' }
+            """,
+            "queues.toml": "[queue.default]\nmax_age = '1 day'\n",
+            "more.toml": "[queue.default]\nmax_age = '2 days'\n",
+        },
+    )
+    assert got == []

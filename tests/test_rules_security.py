@@ -813,3 +813,46 @@ def test_s106_auth_comparison_with_an_innocently_named_local(tmp_path: Path) -> 
         },
     )
     assert got == [("S106", 1, 18)]
+
+
+# ----- the secret values of a state (what the change set redacts) ----------------------------------------
+
+
+def test_secret_values_as_written_and_as_read(tmp_path: Path) -> None:
+    from auditor.rules.security import secret_values
+
+    write_tree(
+        tmp_path,
+        {
+            "policy/init.lua": r"""
+            local sources = require 'policy-extras.sources'
+            sources:setup { '/opt/kumomta/etc/policy/sources.toml' }
+            local smtp_auth_plain_password = 'pa\x73s-lua'
+            local ALLOWED = { 'tok\x31', 'tok2' }
+            kumo.on('smtp_server_auth_plain', function(authz, authc, password, meta)
+              if password == 'hun\x74er2' then return true end
+              return password == ALLOWED[authc]
+            end)
+            kumo.on('smtp_server_message_received', function(msg)
+              msg:set_meta('password', '')
+            end)
+            """,
+            "policy/sources.toml": """
+            [source."a"]
+            source_address = "10.0.0.1"
+            socks5_proxy_server = "10.0.0.2:1080"
+            socks5_proxy_password = "data-pw"
+            """,
+        },
+    )
+    ctx = audit(tmp_path).context
+    assert secret_values(ctx.model, ctx.data, ctx.api) == {
+        "pass-lua",
+        r"pa\x73s-lua",
+        "hunter2",
+        r"hun\x74er2",
+        "tok1",
+        "tok2",
+        r"tok\x31",
+        "data-pw",
+    }

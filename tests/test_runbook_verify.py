@@ -264,6 +264,8 @@ def test_invalid_record_field(chain: tuple[DirStore, list[Entry], list[Entry]]) 
     path_of(store, a[1]).write_text(text.replace('"decision": "accepted"', '"decision": 7', 1))
     kinds = {k for k, n in problems(store) if n == a[1].file_name()}
     assert kinds == {"invalid"}
+    [detail] = [p.detail for p in verify_store(store).problems if p.kind == "invalid"]
+    assert detail.split()[2] == "decision:"  # the field named: record field <where>: ...
 
 
 def test_duplicate_hash(chain: tuple[DirStore, list[Entry], list[Entry]]) -> None:
