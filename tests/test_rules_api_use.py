@@ -358,3 +358,51 @@ def test_rule_metadata_is_complete(code: str) -> None:
     assert meta.category == "api" and meta.severity.value == "error"
     assert all([meta.summary, meta.doc, meta.bad, meta.good, meta.fix])
     assert "kumo" in meta.doc.lower() and len(meta.doc) > 200
+
+
+# ----- edges found by mutation testing -------------------------------------------------------------------
+
+
+def test_e203_each_helper_counted_on_its_own(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "E203",
+        {
+            "init.lua": """
+            local shaping = require 'policy-extras.shaping'
+            local sources = require 'policy-extras.sources'
+            local queue = require 'policy-extras.queue'
+            kumo.on('get_egress_path_config', shaping:setup { })
+            sources:setup { }
+            local q = queue:setup { }
+            """
+        },
+    )
+    assert got == []
+
+
+def test_e203_log_hooks_by_name_kind_and_order(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "E203",
+        {
+            "init.lua": """
+            local hooks = require 'hooks'
+            kumo.on('init', function()
+              kumo.configure_log_hook { name = 'a' }
+              kumo.configure_log_disposition_hook { name = 'a' }
+              kumo.configure_log_hook { name = 'b' }
+              kumo.configure_log_hook { name = 'b' }
+              kumo.configure_log_hook { name = 'b' }
+              kumo.configure_log_hook { name = 'early' }
+            end)
+            """,
+            "hooks.lua": """
+            kumo.configure_log_hook { name = 'early' }
+            return {}
+            """,
+        },
+    )
+    # one kind per function: 'a' twice of different kinds is allowed; every repeat of 'b' is
+    # reported; 'early' is first configured by the module required at line 1
+    assert got == [("E203", 6, 3), ("E203", 7, 3), ("E203", 8, 3)]

@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from auditor.config.settings import Bound, Config, Thresholds
 from auditor.core.findings import Severity
 from tests.conftest import audit, codes_at, write_tree
@@ -310,3 +312,35 @@ def test_documented_policy_has_no_delivery_findings(tmp_path: Path) -> None:
     result = audit(tmp_path / "repo")
     assert codes_at(result.findings, "D") == []
     assert [f for f in result.findings if f.code[0] in "SD" and f.severity is Severity.ERROR] == []
+
+
+@pytest.mark.parametrize(
+    ("bound", "value", "reported"),
+    [
+        (Bound(key="connection_limit", max=20), "20", False),  # the bound's max: allowed
+        (Bound(key="connection_limit", max=20), "21", True),  # max + 1
+        (Bound(key="connection_limit", min=5), "5", False),
+        (Bound(key="connection_limit", min=5), "4", True),
+        (Bound(key="connection_limit", max="20"), "21", True),  # a string bound, parsed as the value
+        (Bound(key="max_message_rate", max="600/min"), '"10/s"', False),  # the same rate
+        (Bound(key="max_message_rate", max="600/min"), '"11/s"', True),
+        (Bound(key="max_message_rate", max=10), '"600/min"', False),  # a number: per second
+        (Bound(key="max_message_rate", max=10), '"601/min"', True),
+        (Bound(key="idle_timeout", max="2 minutes"), '"120s"', False),
+        (Bound(key="idle_timeout", max="2 minutes"), '"121s"', True),
+        (Bound(key="idle_timeout", max="no idea"), '"1 day"', False),  # an unreadable bound
+        (Bound(key="connection_limit", max=20), '"lots"', False),  # an invalid value: E302
+        (Bound(key="connection_limit", max=20, domain="*.EXAMPLE"), "21", True),  # any case
+        (Bound(key="connection_limit", max=20, domain="other.*"), "21", False),
+        (Bound(key="connection_limit", max=20, provider="big"), "21", False),  # not a provider
+    ],
+)
+def test_d104_bounds_at_their_edges(
+    tmp_path: Path, bound: Bound, value: str, reported: bool
+) -> None:
+    files = {
+        "policy/init.lua": SHAPING_LUA % "shaping.toml",
+        "policy/shaping.toml": f'["a.example"]\n{bound.key} = {value}\n',
+    }
+    got = findings(tmp_path, "D104", files, config=Config(bounds=[bound]))
+    assert got == ([("D104", 2, 1)] if reported else [])
