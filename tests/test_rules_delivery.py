@@ -321,7 +321,11 @@ def test_documented_policy_has_no_delivery_findings(tmp_path: Path) -> None:
         (Bound(key="connection_limit", max=20), "21", True),  # max + 1
         (Bound(key="connection_limit", min=5), "5", False),
         (Bound(key="connection_limit", min=5), "4", True),
-        (Bound(key="connection_limit", max="20"), "21", True),  # a string bound, parsed as the value
+        (
+            Bound(key="connection_limit", max="20"),
+            "21",
+            True,
+        ),  # a string bound, parsed as the value
         (Bound(key="max_message_rate", max="600/min"), '"10/s"', False),  # the same rate
         (Bound(key="max_message_rate", max="600/min"), '"11/s"', True),
         (Bound(key="max_message_rate", max=10), '"600/min"', False),  # a number: per second
