@@ -459,3 +459,10 @@ def test_shaping_default_change_reaches_the_domains_of_every_shaping_file(tmp_pa
         tmp_path, {"shaping.toml": base["shaping.toml"].replace('"100/s"', '"50/s"')}, base
     )
     assert [s["domain"] for s in result.change.shaping] == ["a.example", "b.example"]
+
+
+def test_a_function_that_ends_its_statement_is_compared_on_its_own(tmp_path: Path) -> None:
+    base = {**files(), "init.lua": INIT + "local cb = function(x)\n  return 1\nend\n"}
+    edit = {"init.lua": base["init.lua"].replace("return 1", "return 2")}
+    result = change(tmp_path, edit, base)
+    assert rows(result) == [("function cb", "init.lua", 20, "epoch")]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from auditor.core.errors import AuditError
 from auditor.runbook.identity import resolve_actor
 from auditor.runbook.store import GitStore, StoreConflict
-from auditor.source.git import GitFailed, first_line, git, run_git
+from auditor.source.git import GitFailed, first_line, git, is_ancestor, run_git
 
 MAX_ATTEMPTS = 10
 _RETRYABLE = (
@@ -46,9 +46,9 @@ def integrate(store: GitStore, theirs: str) -> str:
             if ours is None:
                 store.move_ref(theirs, None)
                 return "created"
-            if ours == theirs or _is_ancestor(store, theirs, ours):
+            if ours == theirs or is_ancestor(store.repo, theirs, ours):
                 return "up-to-date"
-            if _is_ancestor(store, ours, theirs):
+            if is_ancestor(store.repo, ours, theirs):
                 store.move_ref(theirs, ours)
                 return "fast-forward"
             store.move_ref(store.merge_union(ours, theirs, actor), ours)
@@ -83,8 +83,3 @@ def push(store: GitStore, remote: str) -> str:
             raise
         return f"pushed {store.branch} to {remote}"
     raise AuditError(f"could not push {store.branch} to {remote}: it kept changing; try again")
-
-
-def _is_ancestor(store: GitStore, older: str, newer: str) -> bool:
-    proc = run_git(store.repo, "merge-base", "--is-ancestor", older, newer, check=False)
-    return proc.returncode == 0

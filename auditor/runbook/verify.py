@@ -47,7 +47,7 @@ from auditor.runbook.markdown import (
 )
 from auditor.runbook.signing import AllowedSigners, Checker, load_allowed_signers, message
 from auditor.runbook.store import ENTRIES_DIR, GitStore, Store, StoreState, _atomic_write
-from auditor.source.git import git
+from auditor.source.git import git, is_ancestor
 
 if TYPE_CHECKING:
     from auditor.runbook.model import Entry
@@ -520,16 +520,19 @@ def _check_history(
 
 def _policy(allowed: AllowedSigners | None, require_signed: bool) -> dict[str, Any]:
     """Everything besides the entries that a verified state depends on."""
-    template = hashlib.sha256(
-        b"".join((TEMPLATES_DIR / name).read_bytes() for name in sorted(TEMPLATES.values()))
-    ).hexdigest()
     return {
         "version": STATE_VERSION,
         "tool": __version__,
-        "template": template,
+        "template": _template_digest(),
         "allowed": allowed.digest if allowed is not None else None,
         "require_signed": require_signed,
     }
+
+
+def _template_digest() -> str:
+    """Digest of the entry templates: a file rendered by other templates is checked again."""
+    texts = [(TEMPLATES_DIR / name).read_bytes() for name in sorted(TEMPLATES.values())]
+    return hashlib.sha256(b"".join(texts)).hexdigest()
 
 
 def _usable_state(store: GitStore, state: StoreState, previous: dict[str, Any]) -> bool:
@@ -537,23 +540,12 @@ def _usable_state(store: GitStore, state: StoreState, previous: dict[str, Any]) 
     commit = previous.get("commit")
     if not state.token or not isinstance(commit, str):
         return False
-    if commit != state.token and not _is_ancestor(store, commit, state.token):
+    if commit != state.token and not is_ancestor(store.repo, commit, state.token):
         return False
     blobs = previous.get("blobs", {})
     if not isinstance(blobs, dict) or set(blobs) != {row[0] for row in previous["facts"]}:
         return False
     return all(state.names.get(name) == oid for name, oid in blobs.items())
-
-
-def _is_ancestor(store: GitStore, older: str, newer: str) -> bool:
-    import subprocess
-
-    proc = subprocess.run(
-        ["git", "-C", str(store.repo), "merge-base", "--is-ancestor", older, newer],
-        capture_output=True,
-        check=False,
-    )
-    return proc.returncode == 0
 
 
 def remember_canonical(store: GitStore, files: list[bytes]) -> None:
@@ -652,5 +644,4 @@ class _Cache:
 
     @staticmethod
     def _key() -> str:
-        template = b"".join((TEMPLATES_DIR / n).read_bytes() for n in sorted(TEMPLATES.values()))
-        return f"{__version__}:{hashlib.sha256(template).hexdigest()}"
+        return f"{__version__}:{_template_digest()}"

@@ -294,6 +294,11 @@ def merge_base(repo: Path, a: str, b: str) -> str:
     raise AuditError(f"{a!r} and {b!r} have no common ancestor")
 
 
+def is_ancestor(repo: Path, older: str, newer: str) -> bool:
+    """True when commit `older` is reachable from `newer` (or is it)."""
+    return run_git(repo, "merge-base", "--is-ancestor", older, newer, check=False).returncode == 0
+
+
 def commits_between(repo: Path, base: str, head: str, first_parent: bool = False) -> list[str]:
     """Commits reachable from `head` but not from `base`, oldest first (parents before children).
 
