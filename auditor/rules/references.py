@@ -32,7 +32,7 @@ def _literal_file_list(setup: HelperSetup) -> bool:
     value: Value | None = setup.site.arg(0)
     source = setup.helper.files_from
     if source.startswith("option:") and isinstance(value, Table):
-        listed = value.get(source.split(":", 1)[1])
+        listed = value.get(source.removeprefix("option:"))
         if listed is None and value.array():
             listed = value
         value = listed

@@ -647,7 +647,7 @@ def _check_hardcoded_secret(ctx: Any) -> Iterator[Finding]:
         located = getattr(result, "located", None)
         if value is None or located is None:
             continue
-        for key_path in sorted(_data_secrets(value), key=str):
+        for key_path in sorted(_data_secrets(value)):  # one container per prefix: comparable
             where = ".".join(str(p) for p in key_path)
             yield HARDCODED_SECRET.finding(
                 path,
