@@ -44,7 +44,7 @@ def audit(root: Path, **kwargs):  # type: ignore[no-untyped-def]
 
 def codes_at(findings, prefix: str = "") -> list[tuple[str, int, int]]:  # type: ignore[no-untyped-def]
     """(code, line, column) of unsuppressed findings whose code starts with `prefix`, sorted.
-    Each of them must name its file and carry a semantic key: its fingerprint (baselines,
+    Each of them must name its file, say something, and carry a semantic key: its fingerprint (baselines,
     introduced/resolved) is made from code, path and key, never from the message or the line."""
     chosen = [f for f in findings if f.code.startswith(prefix) and not f.suppressed]
     assert all(isinstance(f.key, str) and f.key for f in chosen), [
@@ -52,6 +52,9 @@ def codes_at(findings, prefix: str = "") -> list[tuple[str, int, int]]:  # type:
     ]
     assert all(isinstance(f.path, str) and f.path for f in chosen), [
         (f.code, f.line) for f in chosen if not f.path
+    ]
+    assert all(isinstance(f.message, str) and f.message for f in chosen), [
+        (f.code, f.line) for f in chosen if not f.message
     ]
     return sorted((f.code, f.line, f.column) for f in chosen)
 

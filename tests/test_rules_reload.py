@@ -499,3 +499,19 @@ def test_r106_a_second_queue_helper_is_not_a_dead_handler(tmp_path: Path) -> Non
         },
     )
     assert got == []
+
+
+def test_r101_fingerprints_follow_the_listener_not_its_place(tmp_path: Path) -> None:
+    """A finding keeps its fingerprint (baselines, introduced/resolved) when code is added above it:
+    calls of one function are told apart by their listen address, spool or hook name."""
+    one = "kumo.start_esmtp_listener { listen = '0.0.0.0:25' }\n"
+    other = "kumo.start_esmtp_listener { listen = '0.0.0.0:587' }\n"
+
+    def prints(init: str, where: str) -> dict[int, str]:
+        write_tree(tmp_path / where, {"init.lua": init})
+        return {f.line: f.fingerprint for f in audit(tmp_path / where).findings if f.code == "R101"}
+
+    alone = prints(one, "alone")
+    both = prints(other + one, "both")
+    assert list(alone) == [1] and sorted(both) == [1, 2]
+    assert both[2] == alone[1] and both[1] != alone[1]
