@@ -104,6 +104,9 @@ def _scratch_copy(dest: Path, module: str, tests: list[str]) -> None:
         "also_copy": also_copy,
         "pytest_add_cli_args_test_selection": tests,
         "pytest_add_cli_args": ["-p", "no:cacheprovider", "-x"],
+        # each mutant in a process that has run no test: module-level caches (lru_cache) filled by
+        # the original code would otherwise hide the mutant
+        "process_isolation": "forkserver",
     }
     with (dest / "pyproject.toml").open("a", encoding="utf-8") as out:
         out.write("\n[tool.mutmut]\n")

@@ -348,3 +348,28 @@ def test_d104_bounds_at_their_edges(
     }
     got = findings(tmp_path, "D104", files, config=Config(bounds=[bound]))
     assert got == ([("D104", 2, 1)] if reported else [])
+
+
+def test_d103_inherited_problems_are_reported_where_they_are_written(tmp_path: Path) -> None:
+    files = {
+        "policy/init.lua": """
+        local queue_module = require 'policy-extras.queue'
+        local queue_helper = queue_module:setup { '/opt/kumomta/etc/policy/queues.toml' }
+        """,
+        "policy/queues.toml": """
+        [queue.default]
+        retry_interval = "2 hours"
+        max_age = "1 day"
+        max_retry_interval = "1 hour"
+
+        [queue.'a.example']
+        egress_pool = "pool-a"
+        """,
+    }
+    # one problem, once, at the default section that writes it; not again where it is inherited
+    assert findings(tmp_path, "D103", files) == [("D103", 4, 1)]
+    files["policy/queues.toml"] = files["policy/queues.toml"].replace(
+        'max_retry_interval = "1 hour"', ""
+    ).replace('max_age = "1 day"', 'max_age = "1 hour"')
+    # below the interval and below the one-day minimum: two problems of the one key
+    assert findings(tmp_path / "age", "D103", files) == [("D103", 3, 1), ("D103", 3, 1)]
