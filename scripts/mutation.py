@@ -53,7 +53,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/test_rules_reload.py",
         "tests/test_changeset_fields.py",
     ],
-    "auditor/lua/literal.py": ["tests/test_lua_literal.py"],
+    "auditor/lua/literal.py": ["tests/test_lua_literal.py", "tests/test_lua_literal_lua54.py"],
     "auditor/rules/api_use.py": ["tests/test_rules_api_use.py", "tests/test_rules_reload.py"],
     "auditor/rules/change.py": [
         "tests/test_change_rules.py",

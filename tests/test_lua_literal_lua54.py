@@ -236,3 +236,37 @@ def test_table_py_and_array() -> None:
     assert isinstance(unknown_key, Table) and unknown_key.has_unknown_keys
     assert unknown_key.py() == ["a"]
     assert not evaluate("{'a'}").has_unknown_keys  # type: ignore[union-attr]
+
+
+def span_of(value: object) -> tuple[int, int, int, int]:
+    span = value.span  # type: ignore[attr-defined]
+    return (span.line, span.column, span.end_line, span.end_column)
+
+
+def test_every_result_has_the_span_of_its_expression() -> None:
+    # `local x = ` is 10 characters: expressions start at column 11
+    for expr in ("nil", "true", "not nil", "-3", "'a' .. 'b'", "(1)", "a + 1", "x or 1", "f()"):
+        value = evaluate(expr)
+        assert span_of(value) == (1, 11, 1, 11 + len(expr)), expr
+
+
+def test_a_default_after_or_holds_when_the_left_side_is_nil() -> None:
+    value = evaluate("os.getenv('PORT') or '25'")
+    assert isinstance(value, Lit) and value.value == "25" and value.when == "PORT is unset"
+    value = evaluate("port or 25")
+    assert isinstance(value, Lit) and value.value == 25 and value.when == "port is nil"
+    assert isinstance(evaluate("port or nil"), Unknown)  # no default: still unknown
+    chained = evaluate("a or (os.getenv('B') or 'c')")
+    assert isinstance(chained, Lit) and chained.value == "c" and chained.when == "B is unset"
+    assert isinstance(evaluate("'x' .. (os.getenv('B') or 'c')"), Lit)
+
+
+def test_what_is_known_of_a_computed_string() -> None:
+    value = evaluate("'/opt/' .. dir .. '/x.toml'")
+    assert isinstance(value, Unknown) and (value.prefix, value.suffix) == ("/opt/", "/x.toml")
+    value = evaluate("tostring('/a/' .. dir)")
+    assert isinstance(value, Unknown) and (value.prefix, value.suffix) == ("/a/", "")
+    env = evaluate("os.getenv('HOME')")
+    assert isinstance(env, Unknown) and env.env == "HOME" and env.source == "os.getenv('HOME')"
+    assert evaluate("os.getenv(name)").env is None  # type: ignore[union-attr]
+    assert evaluate("tostring(os.getenv('X') or 'd')").env is None  # type: ignore[union-attr]

@@ -368,8 +368,10 @@ def test_d103_inherited_problems_are_reported_where_they_are_written(tmp_path: P
     }
     # one problem, once, at the default section that writes it; not again where it is inherited
     assert findings(tmp_path, "D103", files) == [("D103", 4, 1)]
-    files["policy/queues.toml"] = files["policy/queues.toml"].replace(
-        'max_retry_interval = "1 hour"', ""
-    ).replace('max_age = "1 day"', 'max_age = "1 hour"')
+    files["policy/queues.toml"] = (
+        files["policy/queues.toml"]
+        .replace('max_retry_interval = "1 hour"', "")
+        .replace('max_age = "1 day"', 'max_age = "1 hour"')
+    )
     # below the interval and below the one-day minimum: two problems of the one key
     assert findings(tmp_path / "age", "D103", files) == [("D103", 3, 1), ("D103", 3, 1)]
