@@ -162,7 +162,7 @@ def test_operations_as_lua_computes_them(expr: str) -> None:
         "-'a'",
         "-true",
         "not x",
-        "x or 1 and 2",
+        "x and 1",
         "1 + 1",
         "#'abc'",
     ],
