@@ -9,6 +9,7 @@ import pytest
 
 from auditor.kumo.monitor import (
     DEFAULT_GLOBS,
+    Computed,
     MonitorGlobs,
     glob_matches,
     glob_regex,
@@ -162,3 +163,47 @@ def test_glob_regex_is_anchored_and_cached() -> None:
     assert glob_regex("/a/*") is glob_regex("/a/*")
     assert glob_regex("/a/*").match("/a/b/c") is None
     assert glob_regex("/a/*").match("/x/a/b") is None
+
+
+@pytest.mark.parametrize(
+    ("globs", "prefix", "suffix", "expected"),
+    [
+        (("/opt/kumomta/etc/**/*.toml",), "/opt/kumomta/etc/policy/", ".toml", True),
+        (("/etc/a/*.lua",), "/etc/a/", ".lua", True),
+        (("/etc/a/*/*.lua",), "/etc/a/", ".lua", True),  # x/x: a computed part may hold a slash
+        (("/etc/a/*.lua",), "/etc/b/", ".lua", False),  # no glob starts where the path starts
+        (("/etc/a/*.lua",), "/etc/a/", ".toml", False),  # nor ends where it ends
+        (("/etc/a/x.lua",), "/etc/", ".lua", None),  # /etc/<a/x>.lua: depends on the part
+        (("/etc/{a,b}/x.lua",), "/etc/b", ".lua", None),
+        (("/etc/{a,b}/x.lua",), "/etc/c", ".lua", False),
+        (("/etc/{a,{b,c}}/x.lua",), "/etc/c", ".lua", None),  # nested alternatives
+        (("/etc/{a,b}/x.{lua,toml}",), "/etc/a/", ".toml", True),
+        (("/etc/{a,b}/x.{lua,toml}",), "/etc/a/", "oml", None),
+        (("/etc/{a,b}/x.{lua,toml}",), "/etc/a/", ".json", False),
+        (("//etc//a/x.lua",), "/etc/", ".lua", None),  # repeated slashes are one
+        (("/etc/a/?.lua",), "/etc/a/", "x.lua", None),
+    ],
+)
+def test_coverage_of_computed_paths(
+    globs: tuple[str, ...], prefix: str, suffix: str, expected: bool | None
+) -> None:
+    state = MonitorGlobs(globs, explicit=True, complete=True)
+    assert state.covers_computed(prefix, suffix) is expected
+
+
+def test_coverage_of_computed_paths_with_unknown_globs() -> None:
+    incomplete = MonitorGlobs(("/etc/a/*.lua",), explicit=True, complete=False)
+    assert incomplete.covers_computed("/etc/b/", ".lua") is None
+    assert incomplete.covers_computed("/etc/a/", ".lua") is True
+    computed = MonitorGlobs(
+        ("/etc/a/*.lua",), explicit=True, complete=True, computed=(Computed("g", "/x/"),)
+    )
+    assert computed.covers_computed("/etc/b/", ".lua") is None
+
+
+def test_too_many_alternatives_rule_nothing_out() -> None:
+    many = "/etc/" + "".join(f"{{a{i},b{i}}}" for i in range(7)) + "/x.lua"  # 128 alternatives
+    state = MonitorGlobs((many,), explicit=True, complete=True)
+    assert state.covers_computed("/nowhere/", ".toml") is None
+    fewer = "/etc/" + "".join(f"{{a{i},b{i}}}" for i in range(6)) + "/x.lua"  # 64
+    assert MonitorGlobs((fewer,), True, True).covers_computed("/nowhere/", ".toml") is False
