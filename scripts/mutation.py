@@ -50,10 +50,15 @@ TARGETS: dict[str, list[str]] = {
     "auditor/rules/delivery.py": ["tests/test_rules_delivery.py"],
     "auditor/kumo/monitor.py": [
         "tests/test_monitor_globs.py",
+        "tests/test_computed_values.py",
         "tests/test_rules_reload.py",
         "tests/test_changeset_fields.py",
     ],
-    "auditor/lua/literal.py": ["tests/test_lua_literal.py", "tests/test_lua_literal_lua54.py"],
+    "auditor/lua/literal.py": [
+        "tests/test_lua_literal.py",
+        "tests/test_lua_literal_lua54.py",
+        "tests/test_computed_values.py",
+    ],
     "auditor/rules/api_use.py": ["tests/test_rules_api_use.py", "tests/test_rules_reload.py"],
     "auditor/rules/change.py": [
         "tests/test_change_rules.py",

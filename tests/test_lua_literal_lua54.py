@@ -138,6 +138,11 @@ OPERATIONS = [
     "tostring(0.1)",
     "tostring(42)",
     "tostring('s')",
+    "tonumber('25')",
+    "tonumber('0x10')",
+    "tonumber(' 7 ')",
+    "tonumber('1e2')",
+    "tonumber(12)",
     "('a')",
     "(1) .. (2)",
 ]
@@ -270,3 +275,36 @@ def test_what_is_known_of_a_computed_string() -> None:
     assert isinstance(env, Unknown) and env.env == "HOME" and env.source == "os.getenv('HOME')"
     assert evaluate("os.getenv(name)").env is None  # type: ignore[union-attr]
     assert evaluate("tostring(os.getenv('X') or 'd')").env is None  # type: ignore[union-attr]
+
+
+def test_results_after_and_or_keep_their_condition() -> None:
+    value = evaluate("flag and 'a' or 'b'")
+    assert isinstance(value, Lit) and value.value == "b" and value.when == "flag is false or nil"
+    joined = evaluate("(os.getenv('X') or 'a') .. 'b'")
+    assert isinstance(joined, Lit) and joined.value == "ab" and joined.when == "X is unset"
+    right = evaluate("'b' .. (os.getenv('X') or 'a')")
+    assert isinstance(right, Lit) and right.value == "ba" and right.when == "X is unset"
+
+
+def test_unknown_calls_keep_their_span_and_source() -> None:
+    for expr in ("os.getenv(1)", "tostring(true)", "tostring(a, b)", "f(1)"):
+        value = evaluate(expr)
+        assert isinstance(value, Unknown) and value.source == expr
+        assert span_of(value) == (1, 11, 1, 11 + len(expr))
+    long = "some_function_with_a_long_name(argument_one, argument_two, argument_three)"
+    value = evaluate(long)
+    assert isinstance(value, Unknown) and value.source == long[:57] + "..."
+
+
+def test_nesting_up_to_the_bound_is_evaluated() -> None:
+    from auditor.lua.literal import MAX_DEPTH
+
+    def innermost(levels: int) -> object:
+        value = evaluate("{" * levels + "}" * levels)
+        for _ in range(levels - 1):
+            assert isinstance(value, Table)
+            value = value.entries[0].value
+        return value
+
+    assert isinstance(innermost(MAX_DEPTH + 1), Table)  # depths 0..MAX_DEPTH
+    assert isinstance(innermost(MAX_DEPTH + 2), Unknown)
