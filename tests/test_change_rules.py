@@ -115,11 +115,13 @@ def test_c105_removed_sections_still_in_use(tmp_path: Path) -> None:
     unused_base = {**files(), "queues.toml": '[queue."other.example"]\nmax_age = "2 days"\n'}
     unused = change(tmp_path / "n", {"shaping.toml": gone}, unused_base)
     assert found(unused, "C105") == []
+    named = {**files(), "init.lua": INIT + "-- the 'default' section\n"}
     default_gone = change(
         tmp_path / "d",
         {"shaping.toml": SHAPING.replace('["default"]\nmax_message_rate = "100/s"\n', "")},
+        named,
     )
-    assert found(default_gone, "C105") == []
+    assert found(default_gone, "C105") == []  # the defaults are not a domain
     provider_base = {**files(), "shaping.toml": SHAPING + '\n[provider."big"]\nmatch = [{ MXSuffix = ".big.example" }]\n',
                      "init.lua": INIT + "-- uses 'big'\n"}  # fmt: skip
     provider = change(tmp_path / "p", {"shaping.toml": SHAPING + "\n"}, provider_base)
@@ -141,3 +143,25 @@ def test_c105_removed_handler(tmp_path: Path) -> None:
 def test_c106_only_for_data_files(tmp_path: Path) -> None:
     result = change(tmp_path, {"old.toml": "a = 1\n", "old.json": "{}\n", "old.lua": "return 1\n"})
     assert found(result, "C106") == [("old.json", 1, 1), ("old.toml", 1, 1)]
+
+
+def test_c104_limits_that_are_counts(tmp_path: Path) -> None:
+    base = {
+        **files(),
+        "shaping.toml": SHAPING + "max_deliveries_per_connection = 10\n"
+        '\n[provider."big"]\nmatch = [{ MXSuffix = ".big.example" }]\nprovider_connection_limit = 5\n',
+    }
+
+    def c104(old: str, new: str, where: str) -> list[tuple[str, int, int]]:
+        head = {"shaping.toml": base["shaping.toml"].replace(old, new)}
+        return [(p, line) for p, line, _ in found(change(tmp_path / where, head, base), "C104")]
+
+    assert (
+        c104("max_deliveries_per_connection = 10", "max_deliveries_per_connection = 20", "d2") == []
+    )
+    assert c104(
+        "max_deliveries_per_connection = 10", "max_deliveries_per_connection = 21", "d3"
+    ) == [("shaping.toml", 6)]
+    assert c104("provider_connection_limit = 5", "provider_connection_limit = 11", "p") == [
+        ("shaping.toml", 10)
+    ]
