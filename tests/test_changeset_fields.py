@@ -466,3 +466,11 @@ def test_a_function_that_ends_its_statement_is_compared_on_its_own(tmp_path: Pat
     edit = {"init.lua": base["init.lua"].replace("return 1", "return 2")}
     result = change(tmp_path, edit, base)
     assert rows(result) == [("function cb", "init.lua", 20, "epoch")]
+
+
+def test_a_new_source_table_changes_that_source_s_shaping(tmp_path: Path) -> None:
+    head = SHAPING + '\n["example.com".sources."pool-a"]\nmax_message_rate = "1/s"\n'
+    result = change(tmp_path, {"shaping.toml": head})
+    assert [(s["domain"], s["source"]) for s in result.change.shaping] == [
+        ("example.com", "pool-a")
+    ]

@@ -511,9 +511,15 @@ def _shaping_effects(
             domains = _shaping_domains(head) or []
         else:
             domains = [section]
-        source = str(vc.key[2]) if len(vc.key) > 2 and vc.key[1] == "sources" else None
+        sources: list[str | None] = [None]
+        if len(vc.key) > 2 and vc.key[1] == "sources":
+            sources = [str(vc.key[2])]
+        elif len(vc.key) == 2 and vc.key[1] == "sources":  # the whole sources table came or went
+            tables = [v for v in (vc.before, vc.after) if isinstance(v, dict)]
+            sources = sorted({str(name) for table in tables for name in table}) or [None]
         for domain in domains:
-            targets[(domain, source)] = None
+            for source in sources:
+                targets[(domain, source)] = None
     if not targets:
         return []
     from auditor.data.effective_shaping import effective_shaping
