@@ -46,7 +46,11 @@ TARGETS: dict[str, list[str]] = {
     "auditor/runbook/verify.py": ["tests/test_runbook_verify.py", "tests/test_runbook_signing.py"],
     "auditor/rules/security.py": ["tests/test_rules_security.py"],
     "auditor/rules/references.py": ["tests/test_rules_references.py"],
-    "auditor/rules/reload.py": ["tests/test_rules_reload.py"],
+    "auditor/rules/reload.py": [
+        "tests/test_rules_reload.py",
+        "tests/test_computed_values.py",
+        "tests/test_fidelity_fixes.py",
+    ],
     "auditor/rules/delivery.py": ["tests/test_rules_delivery.py"],
     "auditor/kumo/monitor.py": [
         "tests/test_monitor_globs.py",
@@ -175,8 +179,9 @@ def _functions(
 
 
 def _message_nodes(function: ast.AST) -> set[int]:
-    """Positions (in ast.walk order) of the nodes inside the message of a finding: the third
-    argument of `RULE.finding(path, span, message, key=...)`."""
+    """Positions (in ast.walk order) of the nodes that only make the wording of a finding: the
+    third argument of `RULE.finding(path, span, message, key=...)`, and the value of every local
+    that is read nowhere else (`what = ...` used only in messages)."""
     nodes = list(ast.walk(function))
     inside: set[int] = set()
     for node in nodes:
@@ -187,6 +192,26 @@ def _message_nodes(function: ast.AST) -> set[int]:
             and len(node.args) >= 3
         ):
             inside |= {id(n) for n in ast.walk(node.args[2])}
+    assigns = [
+        n
+        for n in nodes
+        if isinstance(n, ast.Assign) and all(isinstance(t, ast.Name) for t in n.targets)
+    ]
+    changed = True
+    while changed:  # a local read only inside wording is wording too
+        changed = False
+        for assign in assigns:
+            if id(assign.value) in inside:
+                continue
+            names = {t.id for t in assign.targets}  # type: ignore[attr-defined]
+            reads = [
+                n
+                for n in nodes
+                if isinstance(n, ast.Name) and n.id in names and isinstance(n.ctx, ast.Load)
+            ]
+            if reads and all(id(r) in inside for r in reads):
+                inside |= {id(n) for n in ast.walk(assign.value)}
+                changed = True
     return {i for i, n in enumerate(nodes) if id(n) in inside}
 
 

@@ -222,6 +222,21 @@ def test_s103_wide_relay_from_in_toml_and_json(tmp_path: Path) -> None:
     assert sorted(got) == [("S103", 2, 35), ("S103", 2, 48), ("S103", 5, 7)]
 
 
+def test_s103_every_wide_network_after_an_unknown_one(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "S103",
+        {
+            "init.lua": """
+            kumo.on('get_listener_domain', function(domain)
+              return kumo.make_listener_domain { relay_from = { trusted, 42, '0/0' } }
+            end)
+            """
+        },
+    )
+    assert got == [("S103", 2, 66)]
+
+
 def test_s103_lua_make_listener_domain_and_quiet_cases(tmp_path: Path) -> None:
     got = findings(
         tmp_path,
@@ -828,7 +843,7 @@ def test_secret_values_as_written_and_as_read(tmp_path: Path) -> None:
             local sources = require 'policy-extras.sources'
             sources:setup { '/opt/kumomta/etc/policy/sources.toml' }
             local smtp_auth_plain_password = 'pa\x73s-lua'
-            local ALLOWED = { 'tok\x31', 'tok2' }
+            local ALLOWED = { 'tok\x31', 'tok2', '' }
             kumo.on('smtp_server_auth_plain', function(authz, authc, password, meta)
               if password == 'hun\x74er2' then return true end
               return password == ALLOWED[authc]

@@ -41,7 +41,9 @@ def chain(
 
 
 def problems(store: DirStore) -> set[tuple[str, str]]:
-    return {(p.kind, p.name) for p in verify_store(store).problems}
+    found = verify_store(store).problems
+    assert all(isinstance(p.detail, str) and p.detail for p in found), found  # each says why
+    return {(p.kind, p.name) for p in found}
 
 
 def path_of(store: DirStore, entry: Entry) -> Path:
@@ -323,7 +325,9 @@ def test_chain_length_counts_each_entry_once(
 
 
 def report_kinds(store: DirStore, **kwargs: object) -> list[tuple[str, str]]:
-    return [(p.kind, p.name) for p in verify_store(store, **kwargs).problems]  # type: ignore[arg-type]
+    found = verify_store(store, **kwargs).problems  # type: ignore[arg-type]
+    assert all(isinstance(p.detail, str) and p.detail for p in found), found  # each says why
+    return [(p.kind, p.name) for p in found]
 
 
 def test_clean_report_as_dict(chain: tuple[DirStore, list[Entry], list[Entry]]) -> None:
@@ -538,8 +542,7 @@ def test_unsigned_after_a_signed_entry_of_the_same_writer(
 
 def test_a_tampered_rendered_cache_cannot_hide_an_edit(tmp_path: Path) -> None:
     """Blobs remembered as canonical skip the rendering check, never the hash check."""
-    import json
-
+    from auditor.runbook.verify import _Cache
     from auditor.source.snapshot import git_blob_id
 
     repo = make_repo(tmp_path / "repo")
@@ -550,16 +553,16 @@ def test_a_tampered_rendered_cache_cannot_hide_an_edit(tmp_path: Path) -> None:
     blob = store.read(store.state(), [name])[name]
     edited = blob.replace(b'"text": "n0"', b'"text": "n1"')
     renamed = render_entry(entry)
-    cache = store.private / "rendered.json"
-    data = json.loads(cache.read_text())
-    data["blobs"] += [git_blob_id(edited), git_blob_id(renamed)]
-    cache.write_text(json.dumps(data))
+    cache = _Cache(store)
+    cache.save_rendered(cache.load_rendered() | {git_blob_id(edited), git_blob_id(renamed)})
     head = store.head()
     other = name.replace(entry.id[:7], "1234567")
     oids = store.write_blobs([edited, renamed])
     tree = store.build_tree(head, {name: oids[0], other: oids[1]})
     store.move_ref(store.commit_tree(tree, [head], "edit", entry.actor), head)  # type: ignore[list-item]
-    found = {(p.kind, p.name) for p in verify_store(store, full=True).problems}
+    report = verify_store(store, full=True)
+    assert all(p.detail for p in report.problems)
+    found = {(p.kind, p.name) for p in report.problems}
     assert ("edited", name) in found and ("history", name) in found
     assert ("renamed", other) in found
 
@@ -592,3 +595,18 @@ def test_verified_state_is_kept_and_reused_only_when_it_applies(tmp_path: Path) 
     record(store, EntryDraft(decision="note", why="n3", decided_at=at(3)), now=at(3))
     after_reset = verify_store(store)
     assert after_reset.ok and not after_reset.incremental and after_reset.checked == 3
+
+
+def test_entries_written_elsewhere_are_remembered_once_checked(tmp_path: Path) -> None:
+    """Entry files this tool did not render (another clone, a restore) are checked in full once;
+    from then on their blob ids are known canonical."""
+    from auditor.runbook.verify import _Cache
+
+    repo = make_repo(tmp_path / "repo")
+    store = GitStore(repo)
+    for i in range(2):
+        record(store, EntryDraft(decision="note", why=f"n{i}", decided_at=at(i)), now=at(i))
+    cache = _Cache(store)
+    cache.save_rendered(set())
+    assert verify_store(store, full=True).ok
+    assert cache.load_rendered() == set(store.state().names.values())
