@@ -474,3 +474,17 @@ def test_a_new_source_table_changes_that_source_s_shaping(tmp_path: Path) -> Non
     assert [(s["domain"], s["source"]) for s in result.change.shaping] == [
         ("example.com", "pool-a")
     ]
+
+
+def test_secrets_of_either_state_never_reach_the_change_set(tmp_path: Path) -> None:
+    base = {
+        **files(),
+        "init.lua": INIT
+        + "kumo.on('smtp_server_auth_plain', function(authz, authc, password, meta)\n"
+        "  return password == 'old-secret-1'\nend)\n",
+    }
+    head = {"init.lua": base["init.lua"].replace("old-secret-1", "new-secret-2")}
+    result = change(tmp_path, head, base)
+    assert result.change.elements
+    text = repr(result.change.elements) + repr(result.change.value_changes)
+    assert "old-secret-1" not in text and "new-secret-2" not in text

@@ -610,3 +610,22 @@ def test_entries_written_elsewhere_are_remembered_once_checked(tmp_path: Path) -
     cache.save_rendered(set())
     assert verify_store(store, full=True).ok
     assert cache.load_rendered() == set(store.state().names.values())
+
+
+def test_committed_allowed_signers_are_used_by_default(
+    tmp_path: Path, signing_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_runbook_support import commit_file
+
+    repo = make_repo(tmp_path / "repo")
+    public = " ".join(signing_key.with_suffix(".pub").read_text().split()[:2])
+    commit_file(repo, ".kumo-audit/allowed_signers", f"human:host-a:* {public}\n", "signers")
+    store = GitStore(repo)
+    monkeypatch.setenv("KUMO_AUDIT_WRITER", "human:host-a:0000000a")
+    entry = record(
+        store, EntryDraft(decision="note", why="s"), now=at(1), signing_key=str(signing_key)
+    )
+    report = verify_store(store)
+    assert report.ok and report.allowed_signers is not None
+    assert report.facts[entry.file_name()].signature == "good"
+    assert verify_store(store, allowed=None).facts[entry.file_name()].signature == "unchecked"
