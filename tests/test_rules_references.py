@@ -300,3 +300,44 @@ def test_documented_practice_is_clean(tmp_path: Path) -> None:
     root = write_tree(tmp_path, files)
     findings = audit(root).findings
     assert codes_at(findings, "E4") == []
+
+
+def test_e402_in_tenant_campaigns_and_queue_campaigns_with_option_file_lists(
+    tmp_path: Path,
+) -> None:
+    policy = """
+    local sources = require 'policy-extras.sources'
+    local queue_module = require 'policy-extras.queue'
+    sources:setup { '/opt/kumomta/etc/policy/sources.toml' }
+    local queue_helper = queue_module:setup_with_options {
+      file_names = { '/opt/kumomta/etc/policy/queues.toml' },
+    }
+    """
+    queues = """
+    [tenant.'t1']
+    egress_pool = 'bulk'
+    [tenant.'t1'.campaigns.'c1']
+    egress_pool = 'nope-1'
+
+    [queue.'example.com']
+    shrink_policy = [{ ShrinkIdleAfter = "1m" }]
+    [queue.'example.com'.'t2']
+    egress_pool = 'bulk'
+    [queue.'example.com'.'t2'.'c2']
+    egress_pool = 'nope-2'
+    [queue.'example.com'.'t2'.campaigns]
+    egress_pool = 'nope-3'
+    """
+    root = write_tree(
+        tmp_path,
+        {
+            "policy/init.lua": policy,
+            "policy/sources.toml": SOURCES_TOML,
+            "policy/queues.toml": queues,
+        },
+    )
+    findings = audit(root).findings
+    assert [(f.path, f.line) for f in findings if f.code == "E402"] == [
+        ("policy/queues.toml", 4),
+        ("policy/queues.toml", 11),
+    ]
