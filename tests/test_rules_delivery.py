@@ -375,3 +375,25 @@ def test_d103_inherited_problems_are_reported_where_they_are_written(tmp_path: P
     )
     # below the interval and below the one-day minimum: two problems of the one key
     assert findings(tmp_path / "age", "D103", files) == [("D103", 3, 1), ("D103", 3, 1)]
+
+
+def test_d103_a_cap_equal_to_the_interval_is_allowed(tmp_path: Path) -> None:
+    files = {
+        "policy/init.lua": """
+        local queue_module = require 'policy-extras.queue'
+        local queue_helper = queue_module:setup { '/opt/kumomta/etc/policy/queues.toml' }
+        """,
+        "policy/queues.toml": """
+        [queue.'a.example']
+        retry_interval = "1 hour"
+        max_retry_interval = "1 hour"
+        max_age = "1 hour"
+        """,
+    }
+    # equal is not below: neither the cap nor max_age is a problem (max_age is below the minimum)
+    got = findings(tmp_path, "D103", files)
+    assert got == [("D103", 4, 1)]
+    files["policy/queues.toml"] = files["policy/queues.toml"].replace(
+        'max_retry_interval = "1 hour"', 'max_retry_interval = "59 minutes"'
+    )
+    assert findings(tmp_path / "below", "D103", files) == [("D103", 3, 1), ("D103", 4, 1)]
