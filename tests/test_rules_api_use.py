@@ -406,3 +406,26 @@ def test_e203_log_hooks_by_name_kind_and_order(tmp_path: Path) -> None:
     # one kind per function: 'a' twice of different kinds is allowed; every repeat of 'b' is
     # reported; 'early' is first configured by the module required at line 1
     assert got == [("E203", 6, 3), ("E203", 7, 3), ("E203", 8, 3)]
+
+
+def test_function_key_resolves_literal_function_references(tmp_path: Path) -> None:
+    from auditor.rules.api_use import function_key
+
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": "local util = require 'util'\nfunction on_init() end\n",
+            "util.lua": "function shared_handler(msg) end\nreturn {}\n",
+        },
+    )
+    model = audit(tmp_path).context.model
+    fid = model.modules["util.lua"].facts.global_functions["shared_handler"]
+    assert function_key(model, "init.lua", ("global", "shared_handler")) == ("util.lua", fid)
+    assert function_key(model, "init.lua", ("memoized", "global", "shared_handler")) == (
+        "util.lua",
+        fid,
+    )
+    assert function_key(model, "init.lua", ("fn", 3)) == ("init.lua", 3)
+    assert function_key(model, "init.lua", ("memoized", "fn", 3)) == ("init.lua", 3)
+    for ref in (("global", "missing"), ("fn", "3"), ("fn",), ("global", "a", "b"), (), "fn", None):
+        assert function_key(model, "init.lua", ref) is None, ref
