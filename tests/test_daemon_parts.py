@@ -134,6 +134,14 @@ def test_debounce_gives_one_signal_per_burst():
     assert d.due() is None
 
 
+def _watchdog_keeps_moves() -> bool:
+    """watchdog before 7 keeps every MOVED_FROM event of its inotify backend; 7 pairs them in a
+    delayed queue and drops them itself, so only the clearing (and what follows it) is tested."""
+    from importlib.metadata import version
+
+    return int(version("watchdog").split(".")[0]) < 7
+
+
 def test_renames_seen_by_the_watcher_are_not_kept_forever(tmp_path):
     from auditor.daemon.watcher import Watcher
 
@@ -148,9 +156,10 @@ def test_renames_seen_by_the_watcher_are_not_kept_forever(tmp_path):
             temp.write_text(f"limit = {i}\n")
             os.rename(temp, target)
         deadline = time.monotonic() + 10
-        while watcher.moves_remembered() < 40 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert watcher.moves_remembered() >= 40  # what watchdog would keep for good
+        if _watchdog_keeps_moves():
+            while watcher.moves_remembered() < 40 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert watcher.moves_remembered() >= 40  # what watchdog would keep for good
         watcher.forget_moves()
         assert watcher.moves_remembered() == 0
         # and a save after that is still seen
