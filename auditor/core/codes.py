@@ -56,13 +56,21 @@ class RuleMeta:
     change: bool = False  # only runs when auditing a change between two states
 
     def finding(
-        self, path: str, span: Span, message: str, *, key: str = "", fix: str | None = None
+        self,
+        path: str,
+        span: Span,
+        message: str,
+        *,
+        key: str = "",
+        fix: str | None = None,
+        severity: Severity | None = None,
     ) -> Finding:
-        """Build a finding of this rule; `key` is the semantic identity used for the fingerprint."""
+        """Build a finding of this rule; `key` is the semantic identity used for the fingerprint.
+        `severity` lowers (or raises) the rule's own where the context changes what is at stake."""
         return Finding(
             code=self.code,
             name=self.name,
-            severity=self.severity,
+            severity=self.severity if severity is None else severity,
             message=message,
             path=path,
             span=span,

@@ -452,7 +452,7 @@ def load_data_files(
                 continue
             if not ref.written.startswith("/"):
                 # relative to kumod's working directory, which the tree does not tell
-                finding = MISSING_FILE.finding(
+                yield MISSING_FILE.finding(
                     ref.module,
                     ref.span,
                     f"data file {ref.written} ({ref.loader}) is a relative path: kumod reads it "
@@ -460,20 +460,20 @@ def load_data_files(
                     "beside the policy, so whether it loads depends on where kumod is started; "
                     "use an absolute path",
                     key=f"data:{ref.written}",
+                    severity=Severity.WARNING,
                 )
-                yield dataclasses.replace(finding, severity=Severity.WARNING)
                 continue
             if context.model.mode == "module":
                 # a module (or snippet) alone: the tree it is deployed with is not the audited one
-                finding = MISSING_FILE.finding(
+                yield MISSING_FILE.finding(
                     ref.module,
                     ref.span,
                     f"data file {ref.written} ({ref.loader}) is not in the audited tree (expected "
                     f"at {ref.tree_path}); this file is audited as a module on its own, so whether "
                     "it loads depends on the policy tree the module is deployed with",
                     key=f"data:{ref.written}",
+                    severity=Severity.WARNING,
                 )
-                yield dataclasses.replace(finding, severity=Severity.WARNING)
                 continue
             yield MISSING_FILE.finding(
                 ref.module,

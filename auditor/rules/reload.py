@@ -3,7 +3,6 @@ and what KumoMTA does not notice changed."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -65,15 +64,15 @@ def _check_init_only_outside_init(ctx: Any) -> Iterator[Finding]:
         if bad == [FILE] and model.mode == "module":
             # a module audited alone: its top level (and that of the modules it requires at its
             # top level) runs wherever the policy requires it
-            finding = INIT_ONLY_OUTSIDE_INIT.finding(
+            yield INIT_ONLY_OUTSIDE_INIT.finding(
                 site.module,
                 site.call.name_span,
                 f"{name} is meant to run once, in init, and runs at the top level of this module: "
                 "that depends on where the policy requires it (inside init it runs once; at the "
                 f"policy's top level it runs for every new Lua context, and {effect})",
                 key=f"{name} {_ident(site)} module",
+                severity=Severity.WARNING,
             )
-            yield dataclasses.replace(finding, severity=Severity.WARNING)
             continue
         runs = (
             "the policy's top level runs again for every new Lua context"
@@ -400,15 +399,15 @@ def _check_unmonitored_config(ctx: Any) -> Iterator[Finding]:
                 if maybe
                 else "the part of the list computed at run time"
             )
-            finding = UNMONITORED_CONFIG.finding(
+            yield UNMONITORED_CONFIG.finding(
                 module,
                 span,
                 f"none of the literal globs among {source} covers {path}, and whether "
                 f"{unknown} does is known only at run time: make sure it does, or edits to it "
                 "may never start a new configuration epoch",
                 key=f"unmonitored {path}",
+                severity=Severity.INFO,
             )
-            yield dataclasses.replace(finding, severity=Severity.INFO)
             return
         yield UNMONITORED_CONFIG.finding(
             module,
@@ -464,15 +463,15 @@ def _computed_data_paths(
         shown = f"{value.prefix}...{value.suffix}"
         loader = site.call.text
         if covered is None:
-            finding = UNMONITORED_CONFIG.finding(
+            yield UNMONITORED_CONFIG.finding(
                 site.module,
                 value.span,
                 f"whether {source} cover the files {loader} reads from {shown} depends on the "
                 f"part of the path computed at run time ({value.source}): make sure they do, or "
                 "edits to those files may never start a new configuration epoch",
                 key=f"unmonitored {shown}",
+                severity=Severity.INFO,
             )
-            yield dataclasses.replace(finding, severity=Severity.INFO)
             continue
         yield UNMONITORED_CONFIG.finding(
             site.module,

@@ -7,7 +7,6 @@ sources) from `ctx.data`. Values that are not literals are never guessed at.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -85,14 +84,14 @@ def _check_open_relay(ctx: Any) -> Iterator[Finding]:
                     "processes on this host can reach it; it becomes an open relay as soon as "
                     "it listens on another address"
                 )
-            finding = OPEN_RELAY.finding(
+            yield OPEN_RELAY.finding(
                 scope.module,
                 item.span,
                 f"relay_hosts of {scope.where} contains {item.value}, which {problem}: "
                 f"{consequence}",
                 key=f"{scope.listener} {scope.block} relay_hosts {item.value}",
+                severity=Severity.WARNING if local else None,
             )
-            yield dataclasses.replace(finding, severity=Severity.WARNING) if local else finding
 
 
 OPEN_RELAY = rule(
@@ -176,14 +175,14 @@ def _check_wildcard_relay_to(ctx: Any) -> Iterator[Finding]:
             if local
             else "any client may relay through the listener"
         )
-        finding = WILDCARD_RELAY_TO.finding(
+        yield WILDCARD_RELAY_TO.finding(
             site.module,
             entry.key_span or site.span,
             "kumo.make_listener_domain { relay_to = true } is returned without any condition on "
             f"the domain, so it applies to every recipient domain: {reach}",
             key=f"make_listener_domain relay_to {','.join(sorted(site.contexts))}",
+            severity=Severity.WARNING if local else None,
         )
-        yield dataclasses.replace(finding, severity=Severity.WARNING) if local else finding
 
 
 def loopback_only(model: PolicyModel) -> str | None:
@@ -709,15 +708,15 @@ def _check_unsafe_listener_option(ctx: Any) -> Iterator[Finding]:
                 if local
                 else ""
             )
-            finding = UNSAFE_LISTENER_OPTION.finding(
+            yield UNSAFE_LISTENER_OPTION.finding(
                 scope.module,
                 entry.key_span or entry.value.span,
                 f"{option} = true on {scope.where} applies to every connecting client: any "
                 "client can claim another peer address (and with it relay_hosts trust or a "
                 f"different identity), bypassing relay and authentication checks{reach}",
                 key=f"{scope.listener} {scope.block} {option}",
+                severity=Severity.WARNING if local else None,
             )
-            yield dataclasses.replace(finding, severity=Severity.WARNING) if local else finding
         entry = scope.table.entry("deferred_queue")
         if entry is not None and literal_true(entry.value):
             yield _deferred_queue_finding(ctx, scope, entry)
@@ -744,7 +743,7 @@ def _deferred_queue_finding(ctx: Any, scope: ListenerScope, entry: Any) -> Findi
         else "KumoMTA says to enable it only where every incoming connection is trusted, never on "
         "the public internet"
     )
-    finding = UNSAFE_LISTENER_OPTION.finding(
+    return UNSAFE_LISTENER_OPTION.finding(
         scope.module,
         entry.key_span or entry.value.span,
         f"deferred_queue = true on {scope.where}: every message gets 250 OK before any policy "
@@ -752,9 +751,8 @@ def _deferred_queue_finding(ctx: Any, scope: ListenerScope, entry: Any) -> Findi
         key=f"{scope.listener} {scope.block} deferred_queue",
         fix="Use deferred_queue only on listeners for trusted injectors, and move signing and "
         "queue assignment into smtp_server_message_deferred_inject.",
+        severity=Severity.INFO if local and has_handler else Severity.WARNING,
     )
-    severity = Severity.INFO if local and has_handler else Severity.WARNING
-    return dataclasses.replace(finding, severity=severity)
 
 
 UNSAFE_LISTENER_OPTION = rule(
