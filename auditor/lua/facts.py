@@ -783,7 +783,7 @@ class _Extractor:
                 table = current.child_by_field_name("table")
                 if table is not None:
                     stack.append(table)
-            elif current.child_count:
+            elif current.child_count and kind != "string":  # a string holds no code
                 stack.extend(reversed(current.named_children))
 
     def call(self, node: Node, stack: list[Node]) -> None:

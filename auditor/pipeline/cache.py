@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 MAGIC = b"KACE"
-FORMAT = 1
+FORMAT = 2  # 2: entries directly in their namespace's directory
 _HEADER = struct.Struct(">4sH32sQ32s")  # magic, format, key digest, payload length, payload digest
 DEFAULT_MEMORY_ENTRIES = 4096
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
@@ -283,8 +283,9 @@ class ContentCache:
     def _path(self, namespace: str, content_id: str, version: str) -> tuple[Path, bytes]:
         assert self.directory is not None
         digest = _key_digest(namespace, content_id, version)
-        hexd = digest.hex()
-        return self.directory / _safe_namespace(namespace) / hexd[:2] / f"{hexd[2:]}.pkl", digest
+        # one flat directory per namespace: a fan-out level cost a directory creation per entry
+        # on a cold run, more than writing the entry itself
+        return self.directory / _safe_namespace(namespace) / f"{digest.hex()}.pkl", digest
 
     def _read(self, namespace: str, content_id: str, version: str) -> Any:
         if not self._disk_usable():
@@ -315,10 +316,13 @@ class ContentCache:
             return 0
         path, digest = self._path(namespace, content_id, version)
         header = _HEADER.pack(MAGIC, FORMAT, digest, len(payload), hashlib.sha256(payload).digest())
+        tmp = path.parent / _temp_name()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = path.parent / _temp_name()
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileNotFoundError:  # the namespace's first entry
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError:
             self._disk_ok = False
             return 0
