@@ -3,6 +3,7 @@ named, and submodules treated alike in every snapshot."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import resource
@@ -47,6 +48,25 @@ def test_failed_output_write_leaves_no_temporary_file(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "report.json" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert list(out.iterdir()) == []
+
+
+def test_output_under_a_file_names_the_real_problem(tmp_path: Path) -> None:
+    """A file where the report's directory should be: "Not a directory", whether the file is the
+    report's parent or further up, and nothing is created beside it."""
+    from auditor.core.atomic import write_atomic
+    from auditor.core.errors import UsageError
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("keep\n")
+    for target in (blocker / "out.json", blocker / "a" / "b" / "out.json"):
+        try:
+            write_atomic(target, "{}")
+        except UsageError as exc:
+            assert os.strerror(errno.ENOTDIR) in str(exc) and str(target) in str(exc)
+        else:
+            raise AssertionError(f"{target} was written")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
+    assert blocker.read_text() == "keep\n"
 
 
 def test_unencodable_text_leaves_no_temporary_file(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from pathlib import Path
 
@@ -19,6 +20,9 @@ def write_atomic(target: Path, text: str) -> None:
             with open(target, "w", encoding="utf-8", errors="backslashreplace") as stream:
                 stream.write(text)
             return
+        if target.parent.exists() and not target.parent.is_dir():
+            # mkdir(exist_ok=True) would say "File exists" about the file in the way
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
