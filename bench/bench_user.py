@@ -190,6 +190,23 @@ def cold(work: Path, runs: int, compare: Path | None = None) -> list[dict[str, o
     return results
 
 
+def with_statement(source: str, statement: str) -> str:
+    """`source` with one more top-level statement, before a module's closing `return` (a statement
+    after it is a syntax error: both tools would only report that, not audit the edit)."""
+    lines = source.rstrip("\n").split("\n")
+    if lines and lines[-1].startswith("return"):
+        return "\n".join([*lines[:-1], statement, lines[-1]]) + "\n"
+    return "\n".join([*lines, statement]) + "\n"
+
+
+def assert_clean_syntax(policy: Path, env: dict[str, str]) -> None:
+    """The edit loop measures audits of valid code: stop if an edit broke the syntax."""
+    out = subprocess.run([*audit_cmd(policy), "--format", "json"], env=env, cwd=REPO_ROOT,
+                         capture_output=True, text=True).stdout  # fmt: skip
+    if '"E101"' in out:
+        raise SystemExit(f"the edit loop's edit made {policy} fail to compile (E101)")
+
+
 def edit_loop(work: Path, runs: int, compare: Path | None = None) -> list[dict[str, object]]:
     results = []
     for label, lines in (("typical", 0), ("2k", 2_000)):
@@ -204,11 +221,12 @@ def edit_loop(work: Path, runs: int, compare: Path | None = None) -> list[dict[s
         run(luacheck_cmd(files, lc_cache), ok=(0, 1, 2))
         ours, theirs, before = Sample(), Sample(), Sample()
         for i in range(runs):
-            target.write_text(original + f"\nlocal edit_{i} = {i}\n", encoding="utf-8")
+            target.write_text(with_statement(original, f"local edit_{i} = {i}"), encoding="utf-8")
             ours.add(*run(audit_cmd(policy), env_with(cache)))
             if compare:  # the same edit, seen by the other checkout with its own cache
                 before.add(*run(audit_cmd(policy), env_with(before_cache, compare), compare))
             theirs.add(*run(luacheck_cmd(files, lc_cache), ok=(0, 1, 2)))
+        assert_clean_syntax(policy, env_with(cache))
         name = f"edit loop {label} ({count_lines(files)} lines)"
         results.append(row(name, ours, theirs))
         if compare:
