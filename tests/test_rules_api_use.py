@@ -427,5 +427,126 @@ def test_function_key_resolves_literal_function_references(tmp_path: Path) -> No
     )
     assert function_key(model, "init.lua", ("fn", 3)) == ("init.lua", 3)
     assert function_key(model, "init.lua", ("memoized", "fn", 3)) == ("init.lua", 3)
-    for ref in (("global", "missing"), ("fn", "3"), ("fn",), ("global", "a", "b"), (), "fn", None):
+    for ref in (
+        ("global", "missing"),
+        ("fn", "3"),
+        ("fn", "shared_handler"),
+        ("local", "shared_handler"),
+        ("fn",),
+        ("global", "a", "b"),
+        (),
+        "fn",
+        None,
+    ):
         assert function_key(model, "init.lua", ref) is None, ref
+
+
+def test_e201_registrations_made_by_requiring_a_helper_and_by_its_options(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            local shaping = require 'policy-extras.shaping'
+            local util = require 'util'
+            local shaper = shaping:setup_with_automation {
+              publish = { 'http://127.0.0.1:8008' },
+              no_default_files = true,
+            }
+            kumo.on('kumo.tsa.suspension.subscriber', function(args) end)
+            kumo.on('make.http://127.0.0.1:8008.tsa.kumomta', function(domain) end)
+            kumo.on('make.http://127.0.0.1:9999.tsa.kumomta', function(domain) end)
+            """,
+            # required twice: the module's top level (and its kumo.on calls) runs once
+            "util.lua": "local shaping = require 'policy-extras.shaping'\nreturn {}\n",
+        },
+    )
+    result = audit(tmp_path)
+    # every event the helper registers when required counts, not only the first one; the
+    # event named from the `publish` list collides, one for another URL does not
+    assert codes_at(result.findings, "E201") == [("E201", 7, 9), ("E201", 8, 9)]
+    keys = sorted(f.key for f in result.findings if f.code == "E201")
+    assert keys == [
+        "kumo.tsa.suspension.subscriber kumo.on after require 'policy-extras.shaping'",
+        "make.http://127.0.0.1:8008.tsa.kumomta kumo.on after shaping:setup_with_automation",
+    ]
+
+
+def test_e202_key_names_every_handler_the_setup_runs_in(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            local shaping = require 'policy-extras.shaping'
+            local function late()
+              shaping:setup { }
+            end
+            kumo.on('smtp_server_ehlo', function() late() end)
+            kumo.on('smtp_server_mail_from', function() late() end)
+            """
+        },
+    )
+    result = audit(tmp_path)
+    assert codes_at(result.findings, "E202") == [("E202", 3, 3)]
+    (finding,) = [f for f in result.findings if f.code == "E202"]
+    assert finding.key == "shaping:setup in smtp_server_ehlo,smtp_server_mail_from"
+
+
+def test_e204_other_modules_and_calls_of_the_helper_module_do_not_stop_the_check(
+    tmp_path: Path,
+) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            local util = require 'util'
+            local shaping = require 'policy-extras.shaping'
+            util.foo.bar()
+            local a = shaping().x
+            kumo.define_egress_source { name = 'x' }
+            local z = shaping.nope
+            """,
+            "util.lua": "return {}\n",
+        },
+    )
+    result = audit(tmp_path)
+    # a member of a non-helper module and a member of what calling the helper module returns
+    # are not helper members: nothing to report there, and the uses after them are checked
+    assert codes_at(result.findings, "E204") == [("E204", 5, 1), ("E204", 6, 11)]
+
+
+def test_e204_suggestion_cutoff(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            local a = kumo.spawn_txyz { }
+            local b = kumo.spawn { }
+            """
+        },
+    )
+    result = audit(tmp_path)
+    assert codes_at(result.findings, "E204") == [("E204", 1, 11), ("E204", 2, 11)]
+    by_line = {f.line: f for f in result.findings if f.code == "E204"}
+    # similarity 0.7 to spawn_task (the last that is suggested), then 0.67 (not suggested)
+    assert "kumo.spawn_task" in by_line[1].message and "kumo.spawn_task" in by_line[1].fix
+    assert "spawn_task" not in by_line[2].message and "spawn_task" not in by_line[2].fix
+
+
+def test_e206_key_of_a_nested_struct_names_its_parents(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            kumo.on('init', function()
+              kumo.start_esmtp_listener {
+                listen = '0.0.0.0:25',
+                peer = { ['10.1.0.0/16'] = { bannr = 'hi' } },
+              }
+            end)
+            """
+        },
+    )
+    result = audit(tmp_path)
+    assert codes_at(result.findings, "E206") == [("E206", 4, 34)]
+    (finding,) = [f for f in result.findings if f.code == "E206"]
+    assert finding.key == "kumo.start_esmtp_listener peer['10.1.0.0/16'].bannr"
