@@ -871,3 +871,59 @@ def test_secret_values_as_written_and_as_read(tmp_path: Path) -> None:
         r"tok\x31",
         "data-pw",
     }
+
+
+# ----- edges found by mutation testing -------------------------------------------------------------------
+
+
+def _relay_policy(listen: str) -> dict[str, str]:
+    return {
+        "init.lua": SPOOLS
+        + f"""
+kumo.on('init', function()
+  kumo.start_esmtp_listener {{ listen = '{listen}', relay_hosts = {{ '0.0.0.0/0' }} }}
+end)
+kumo.on('get_listener_domain', function(domain, listener, conn_meta)
+  return kumo.make_listener_domain {{ relay_to = true }}
+end)
+"""
+    }
+
+
+def test_s101_s102_error_unless_every_listener_is_bound_to_loopback(tmp_path: Path) -> None:
+    public, local = tmp_path / "public", tmp_path / "local"
+    write_tree(public, _relay_policy("10.0.0.1:25"))
+    write_tree(local, _relay_policy("127.0.0.1:25"))
+    for root, column, severity in ((public, 71, Severity.ERROR), (local, 72, Severity.WARNING)):
+        result = audit(root)
+        assert codes_at(result.findings, "S10") == [("S101", 7, column), ("S102", 10, 38)]
+        assert [f.severity for f in result.findings if f.code in ("S101", "S102")] == [
+            severity,
+            severity,
+        ], root.name
+
+
+def test_s106_s108_keys_name_the_nested_key_and_the_lua_source(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            kumo.on('get_egress_path_config', function(domain, site_name)
+              return kumo.make_egress_path { allow_smtp_auth_plain_without_tls = true }
+            end)
+            kumo.on('smtp_server_message_received', function(msg)
+              local signer = kumo.dkim.rsa_sha256_signer {
+                domain = 'example.com', selector = 's1',
+                key = { key_data = '-----BEGIN PRIVATE KEY-----' },
+              }
+              msg:dkim_sign(signer)
+            end)
+            """
+        },
+    )
+    result = audit(tmp_path)
+    got = [(f.code, f.line, f.column, f.key) for f in result.findings if f.code in ("S106", "S108")]
+    assert sorted(got) == [
+        ("S106", 7, 13, "kumo.dkim.rsa_sha256_signer arg0 key.key_data"),
+        ("S108", 2, 34, "lua allow_smtp_auth_plain_without_tls"),
+    ]
