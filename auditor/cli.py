@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import sys
 from importlib import import_module
@@ -29,10 +30,39 @@ COMMANDS = {
 }
 
 
+@functools.cache
+def _columns() -> int:
+    """The terminal's width, as `shutil.get_terminal_size` tells it (COLUMNS, else the terminal of
+    standard output, else 80)."""
+    with contextlib.suppress(KeyError, ValueError):
+        if (columns := int(os.environ["COLUMNS"])) > 0:
+            return columns
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        if (columns := os.get_terminal_size(sys.__stdout__.fileno()).columns) > 0:
+            return columns
+    return 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, given the width: by default it imports `shutil` to ask (with bz2,
+    lzma and zlib, about 1.5 ms of every run: argparse builds a formatter for each argument)."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_columns() - 2)
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser with `_HelpFormatter`; sub-parsers are made of the same class."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; with `command`, only that command's module registers (argparse is slow to build
     every sub-parser, and the hook and check pay for each millisecond)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kumo-audit",
         description="Audit KumoMTA policies, gate their changes, and keep a Git-backed runbook.",
     )
