@@ -515,3 +515,292 @@ def test_r101_fingerprints_follow_the_listener_not_its_place(tmp_path: Path) -> 
     both = prints(other + one, "both")
     assert list(alone) == [1] and sorted(both) == [1, 2]
     assert both[2] == alone[1] and both[1] != alone[1]
+
+
+def found(tmp_path: Path, code: str, files: dict[str, str], **kwargs: object) -> list[tuple]:
+    """(code, line, column, severity) of the unsuppressed findings of one rule."""
+    write_tree(tmp_path, files)
+    return sorted(
+        (f.code, f.line, f.column, f.severity.value)
+        for f in audit(tmp_path, **kwargs).findings
+        if f.code == code and not f.suppressed
+    )
+
+
+# R101: a module audited alone. Only a call that runs at its top level and nowhere else depends on
+# where the policy requires the module (a warning); a call in a realtime handler is an error
+# wherever the module is required.
+def test_r101_module_alone_top_level_is_a_warning_realtime_an_error(tmp_path: Path) -> None:
+    got = found(
+        tmp_path,
+        "R101",
+        {
+            "listeners.lua": """
+            local M = {}
+            local function logs() kumo.configure_local_logs { log_dir = '/var/log/kumo' } end
+            logs()
+            kumo.on('smtp_server_ehlo', function() logs() end)
+            kumo.on('smtp_server_mail_from', function()
+              kumo.configure_bounce_classifier { files = { '/opt/kumomta/share/iana.toml' } }
+            end)
+            kumo.start_esmtp_listener { listen = '0.0.0.0:25' }
+            return M
+            """
+        },
+        entry="listeners.lua",
+    )
+    assert got == [
+        ("R101", 2, 23, "error"),  # top level and a realtime handler
+        ("R101", 6, 3, "error"),  # a realtime handler only
+        ("R101", 8, 1, "warning"),  # top level only
+    ]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "kumo.configure_local_logs { log_dir = '/var/log/{x}' }",
+        "kumo.define_spool { name = '{x}', path = '/var/spool/{x}' }",
+        "kumo.spawn_task { event_name = '{x}', args = {} }",
+        "kumo.configure_log_hook { name = '{x}' }",
+        "kumo.configure_accounting_db_path '/var/db/{x}.db'",
+    ],
+)
+def test_r101_fingerprints_told_apart_by_each_identifying_argument(
+    tmp_path: Path, call: str
+) -> None:
+    """Log directory, spool or hook name, task event, or a plain string argument: each tells the
+    calls of one function apart, so a finding keeps its fingerprint when another call is added."""
+
+    def prints(init: str, where: str) -> dict[int, str]:
+        write_tree(tmp_path / where, {"init.lua": init})
+        return {f.line: f.fingerprint for f in audit(tmp_path / where).findings if f.code == "R101"}
+
+    one, other = call.replace("{x}", "a") + "\n", call.replace("{x}", "b") + "\n"
+    alone = prints(one, "alone")
+    both = prints(other + one, "both")
+    assert list(alone) == [1] and sorted(both) == [1, 2]
+    assert both[2] == alone[1] and both[1] != alone[1]
+
+
+def test_r103_global_after_one_in_a_function_never_called(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "R103",
+        {
+            "init.lua": """
+            local function unused() never_set = 1 end
+            HOSTNAME = 'mx.example.net'
+            """,
+        },
+    )
+    assert got == [("R103", 2, 1)]
+
+
+# R105: a data file read after one the loop skips (the helper's implicit default file).
+def test_r105_data_file_after_an_implicit_helper_file(tmp_path: Path) -> None:
+    got = found(
+        tmp_path,
+        "R105",
+        {
+            "policy/init.lua": """
+            local shaping = require 'policy-extras.shaping'
+            local shaper = shaping:setup_with_automation {
+              extra_files = { '/opt/kumomta/etc/policy/shaping.toml' },
+            }
+            local blocked = kumo.serde.yaml_load '/opt/kumomta/etc/policy/blocked.yml'
+            """,
+            "policy/shaping.toml": "['default']\nconnection_limit = 3\n",
+            "policy/blocked.yml": "a: 1\n",
+        },
+    )
+    assert got == [("R105", 5, 17, "warning")]
+
+
+# R105, data paths computed with a known directory and extension: a literal path, a relative
+# computed one and one read only in init are skipped; the computed path after them is checked.
+COMPUTED_AFTER_OTHERS = """
+kumo.on('init', function()
+  kumo.set_config_monitor_globs { '/opt/kumomta/etc/policy/*.lua' }
+  local once = kumo.toml_load('/opt/kumomta/etc/other/' .. os.getenv('SITE') .. '.toml')
+end)
+kumo.on('smtp_server_mail_from', function(sender)
+  local known = kumo.json_load '/opt/kumomta/etc/policy/*.lua'
+  local relative = kumo.toml_load('rules/' .. sender.domain .. '.toml')
+  local rules = kumo.toml_load('/opt/kumomta/etc/policy/' .. sender.domain .. '{ext}')
+end)
+"""
+
+
+def test_r105_computed_data_path_after_paths_it_skips(tmp_path: Path) -> None:
+    policy = COMPUTED_AFTER_OTHERS.replace("{ext}", ".toml")
+    assert found(tmp_path, "R105", {"policy/init.lua": policy}) == [("R105", 8, 32, "warning")]
+    # the same read with an extension the globs watch is covered
+    policy = COMPUTED_AFTER_OTHERS.replace("{ext}", ".lua")
+    assert found(tmp_path, "R105", {"policy/init.lua": policy}) == []
+
+
+# R107 details: which names count, and in which order the memoize calls run.
+def test_r107_names_that_are_not_strings_are_not_compared(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "R107",
+        {
+            "init.lua": """
+            local function a() return 1 end
+            local x = kumo.memoize(a, { name = 5, ttl = 60, capacity = 1 })
+            local y = kumo.memoize(a, { name = 5, ttl = 60, capacity = 1 })
+            local z = kumo.memoize(a, { ttl = 60, capacity = 1 })
+            local w = kumo.memoize(a)
+            """,
+        },
+    )
+    assert got == []
+
+
+def test_r107_memoize_that_never_runs_is_not_the_first_user(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "R107",
+        {
+            "init.lua": """
+            local function a() return 1 end
+            local function never() return kumo.memoize(a, { name = 'user.x', ttl = 60, capacity = 1 }) end
+            local x = kumo.memoize(a, { name = 'user.x', ttl = 60, capacity = 1 })
+            """,
+        },
+    )
+    assert got == []
+
+
+def test_r107_second_user_in_load_order_across_modules(tmp_path: Path) -> None:
+    """A required module's top level runs at its require: the clash is reported on the call that
+    runs second, whichever file it is in."""
+    memoize = (
+        "local m = kumo.memoize(function() end, { name = 'user.x', ttl = 60, capacity = 1 })\n"
+    )
+    write_tree(
+        tmp_path / "first",
+        {"init.lua": "local z = require 'zlib'\n" + memoize, "zlib.lua": memoize + "return {}\n"},
+    )
+    assert [
+        (f.path, f.line, f.column) for f in audit(tmp_path / "first").findings if f.code == "R107"
+    ] == [("init.lua", 2, 49)]
+    write_tree(
+        tmp_path / "later",
+        {"init.lua": memoize + "local z = require 'zlib'\n", "zlib.lua": memoize + "return {}\n"},
+    )
+    assert [
+        (f.path, f.line, f.column) for f in audit(tmp_path / "later").findings if f.code == "R107"
+    ] == [("zlib.lua", 1, 49)]
+
+
+# K:assets/policy-extras/queue.lua memoizes resolve_provider as 'queue.lua_resolve_provider'.
+HELPER_MEMOIZE = """
+local kumo = require 'kumo'
+local function resolve(domain) return domain end
+local cached = kumo.memoize(resolve, { name = 'queue.lua_resolve_provider', ttl = '5m', capacity = 10 })
+return {}
+"""
+
+
+@pytest.mark.parametrize(
+    ("files", "entry", "expected"),
+    [
+        # a copy of the helper laid out under its package path, required under another name
+        (
+            {
+                "init.lua": "local q = require 'lib.policy-extras.queue'\n",
+                "lib/policy-extras/queue.lua": HELPER_MEMOIZE,
+            },
+            None,
+            [],
+        ),
+        # the helper's file audited alone, under its package path or only its file name
+        ({"assets/policy-extras/queue.lua": HELPER_MEMOIZE}, "assets/policy-extras/queue.lua", []),
+        ({"x/queue.lua": HELPER_MEMOIZE}, "x/queue.lua", []),
+        # a directory whose name only ends like the package's
+        (
+            {
+                "init.lua": "local q = require 'libpolicy-extras.queue'\n",
+                "libpolicy-extras/queue.lua": HELPER_MEMOIZE,
+            },
+            None,
+            [("libpolicy-extras/queue.lua", 3, 47)],
+        ),
+        # the same file name, but not the audited entry
+        (
+            {"init.lua": "local q = require 'lib.queue'\n", "lib/queue.lua": HELPER_MEMOIZE},
+            None,
+            [("lib/queue.lua", 3, 47)],
+        ),
+        (
+            {
+                "queue.lua": "local q = require 'lib.queue'\nreturn {}\n",
+                "lib/queue.lua": HELPER_MEMOIZE,
+            },
+            "queue.lua",
+            [("lib/queue.lua", 3, 47)],
+        ),
+        # another file audited alone
+        ({"other.lua": HELPER_MEMOIZE}, "other.lua", [("other.lua", 3, 47)]),
+    ],
+)
+def test_r107_helper_cache_name_is_no_clash_only_in_the_helper_itself(
+    tmp_path: Path, files: dict[str, str], entry: str | None, expected: list[tuple]
+) -> None:
+    write_tree(tmp_path, files)
+    result = audit(tmp_path, **({"entry": entry} if entry else {}))
+    got = [(f.path, f.line, f.column) for f in result.findings if f.code == "R107"]
+    assert got == expected
+    assert all(f.severity.value == "error" for f in result.findings if f.code == "R107")
+
+
+# R108: memoized functions that read files through Lua's io, after one that reads none; each
+# finding carries the fix for its own case.
+def test_r108_memoized_io_readers_after_a_function_that_reads_nothing(tmp_path: Path) -> None:
+    got = found(
+        tmp_path,
+        "R108",
+        {
+            "init.lua": """
+            local function plain() return 1 end
+            local function reader()
+              local f = io.open('/opt/kumomta/etc/policy/x.txt')
+              return f:read('*a')
+            end
+            local function lines()
+              for l in io.lines('/opt/kumomta/etc/policy/y.txt') do end
+            end
+            local a = kumo.memoize(plain, { name = 'user.plain', ttl = 60, capacity = 1 })
+            local b = kumo.memoize(reader, { name = 'user.reader', ttl = 60, capacity = 1 })
+            local c = kumo.memoize(lines, { name = 'user.lines', ttl = 60, capacity = 1 })
+            """,
+        },
+    )
+    assert got == [("R108", 10, 11, "info"), ("R108", 11, 11, "info")]
+
+
+def test_r108_findings_carry_a_fix_for_their_own_case(tmp_path: Path) -> None:
+    from auditor.rules.reload import TTL_ONLY_RELOAD
+
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            local queue_module = require 'policy-extras.queue'
+            local queue_helper = queue_module:setup { '/opt/kumomta/etc/policy/queues.toml' }
+            local function reader() return kumo.toml_load '/opt/kumomta/etc/policy/x.toml' end
+            local c = kumo.memoize(reader, { name = 'user.reader', ttl = 60, capacity = 1 })
+            """,
+            "queues.toml": "[queue.default]\nmax_age = '1 day'\n",
+            "x.toml": "a = 1\n",
+        },
+    )
+    queue, memoize = sorted(
+        (f for f in audit(tmp_path).findings if f.code == "R108"), key=lambda f: f.line
+    )
+    assert (queue.line, memoize.line) == (2, 4)
+    # the queue helper's: its own setup method; the memoize's: not the helper's method
+    assert queue.fix != TTL_ONLY_RELOAD.fix and "setup_with_options" in queue.fix
+    assert memoize.fix != TTL_ONLY_RELOAD.fix and "setup_with_options" not in memoize.fix
