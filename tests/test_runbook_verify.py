@@ -427,6 +427,23 @@ def test_first_difference_line() -> None:
     assert _first_diff(b"a\nb\nc\n", b"x\nb\nc\n") == 1
     assert _first_diff(b"a\nb\n", b"a\nb\nc\n") == 3  # one is the start of the other
     assert _first_diff(b"a\nb\nc\nd\n", b"a\nb\n") == 3
+    assert _first_diff(b"a\n", b"a\n\nb\n") == 2  # every line of one is a line of the other
+    assert _first_diff(b"a\n\nb\n", b"a\n") == 2
+
+
+def test_a_second_copy_of_the_record_appended_is_a_prose_edit(
+    chain: tuple[DirStore, list[Entry], list[Entry]],
+) -> None:
+    from auditor.runbook.markdown import MARKER
+
+    store, a, _ = chain
+    path = path_of(store, a[1])
+    original = path.read_bytes()
+    block = original[original.rindex(f"\n{MARKER}\n".encode()) + 1 :]
+    # the file as rendered, then a blank line and its record block again: the last record is
+    # the entry's own, so only the Markdown around it differs
+    path.write_bytes(original + b"\n" + block)
+    assert report_kinds(store) == [("prose-edited", a[1].file_name())]
 
 
 # ----- checkpoints --------------------------------------------------------------------------------
@@ -629,3 +646,24 @@ def test_committed_allowed_signers_are_used_by_default(
     assert report.ok and report.allowed_signers is not None
     assert report.facts[entry.file_name()].signature == "good"
     assert verify_store(store, allowed=None).facts[entry.file_name()].signature == "unchecked"
+
+
+def test_a_verified_state_without_a_commit_is_not_used(tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    repo = make_repo(tmp_path / "repo")
+    store = GitStore(repo)
+    for i in range(2):
+        record(store, EntryDraft(decision="note", why=f"n{i}", decided_at=at(i)), now=at(i))
+    assert verify_store(store).ok
+    state = store.private / "verified.json"
+    data = json.loads(state.read_bytes().partition(b"\n")[2])
+    for commit in (None, 7, ["x"]):
+        # a state whose digest matches but whose commit is not a commit id: a full verify runs
+        data["commit"] = commit
+        payload = json.dumps(data, separators=(",", ":")).encode()
+        header = b"kumo-audit-verified " + hashlib.sha256(payload).hexdigest().encode()
+        state.write_bytes(header + b"\n" + payload)
+        report = verify_store(store)
+        assert report.ok and not report.incremental and report.checked == 2, commit
