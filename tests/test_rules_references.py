@@ -341,3 +341,128 @@ def test_e402_in_tenant_campaigns_and_queue_campaigns_with_option_file_lists(
         ("policy/queues.toml", 4),
         ("policy/queues.toml", 11),
     ]
+
+
+# ----- edges found by mutation testing -------------------------------------------------------------------
+
+REFERENCES_POLICY = """
+local sources = require 'policy-extras.sources'
+local queue_module = require 'policy-extras.queue'
+sources:setup {files}
+local queue_helper = queue_module:setup { '/opt/kumomta/etc/policy/queues.toml' }
+"""
+UNDEFINED_POOL_QUEUES = "[tenant.a]\negress_pool = 'x'\n"
+
+
+def _references(
+    tmp_path: Path, files: str, data: dict[str, str]
+) -> list[tuple[str, str, int, int]]:
+    policy = REFERENCES_POLICY.replace("{files}", files)
+    write_tree(tmp_path, {"policy/init.lua": policy, **data})
+    return sorted(
+        (f.code, f.path, f.line, f.column)
+        for f in audit(tmp_path).findings
+        if f.code.startswith("E4") and not f.suppressed
+    )
+
+
+def test_every_file_searched_is_named(tmp_path: Path) -> None:
+    """The definitions are searched in every file of the helper: a finding names them all."""
+    a = '[source."ip-1"]\nsource_address = "192.0.2.1"\n[pool."bulk"."ip-9"]\n'
+    files = "{ '/opt/kumomta/etc/policy/a.toml', '/opt/kumomta/etc/policy/b.toml', '/opt/kumomta/etc/policy/c.toml' }"
+    data = {
+        "policy/a.toml": a,
+        "policy/b.toml": "",
+        "policy/c.toml": "",
+        "policy/queues.toml": UNDEFINED_POOL_QUEUES,
+    }
+    assert _references(tmp_path, files, data) == [
+        ("E401", "policy/a.toml", 3, 14),
+        ("E402", "policy/queues.toml", 2, 15),
+    ]
+    for finding in (f for f in audit(tmp_path).findings if f.code in ("E401", "E402")):
+        for name in ("policy/a.toml", "policy/b.toml", "policy/c.toml"):
+            assert name in finding.message, (finding.code, name)
+
+
+def test_e404_names_the_dkim_file_searched(tmp_path: Path) -> None:
+    dkim = '[base]\nselector = "s1"\nadditional_signatures = ["missing"]\n'
+    root = write_tree(tmp_path, {"policy/init.lua": DKIM_POLICY, "policy/dkim_data.toml": dkim})
+    (finding,) = [f for f in audit(root).findings if f.code == "E404"]
+    assert (finding.line, finding.column) == (3, 26)
+    assert "policy/dkim_data.toml" in finding.message
+
+
+def test_sources_list_computed_at_run_time_no_guess(tmp_path: Path) -> None:
+    files = "(files())"
+    policy_head = "local function files() return { '/opt/kumomta/etc/policy/a.toml' } end\n"
+    data = {"policy/a.toml": SOURCES_TOML, "policy/queues.toml": UNDEFINED_POOL_QUEUES}
+    write_tree(
+        tmp_path,
+        {"policy/init.lua": policy_head + REFERENCES_POLICY.replace("{files}", files), **data},
+    )
+    assert codes_at(audit(tmp_path).findings, "E4") == []
+
+
+def test_sources_list_with_holes_or_non_sequence_keys_no_guess(tmp_path: Path) -> None:
+    data = {
+        "policy/a.toml": SOURCES_TOML,
+        "policy/b.toml": "",
+        "policy/queues.toml": UNDEFINED_POOL_QUEUES,
+    }
+    holes = "{ '/opt/kumomta/etc/policy/a.toml', nil, '/opt/kumomta/etc/policy/b.toml' }"
+    assert _references(tmp_path, holes, data) == []
+    keyed = "{ [2] = '/opt/kumomta/etc/policy/a.toml' }"
+    assert _references(tmp_path, keyed, data) == []
+
+
+def test_sources_file_outside_the_tree_or_not_a_table_no_guess(tmp_path: Path) -> None:
+    queues = {"policy/queues.toml": UNDEFINED_POOL_QUEUES}
+    assert _references(tmp_path / "outside", "{ '/srv/elsewhere/a.toml' }", queues) == []
+    # a JSON file whose top level is a list (E302) defines nothing the rule can read
+    root = tmp_path / "list"
+    files = "{ '/opt/kumomta/etc/policy/sources.json' }"
+    assert _references(root, files, {"policy/sources.json": "[]", **queues}) == []
+    assert [f.code for f in audit(root).findings if f.path == "policy/sources.json"] == ["E302"]
+
+
+def test_queue_file_names_option_wins_over_positional_entries(tmp_path: Path) -> None:
+    """setup_with_options reads its files from `file_names`; a positional entry beside it is not a
+    file it loads, so a computed one does not make the file list unknown."""
+    policy = """
+    local sources = require 'policy-extras.sources'
+    local queue_module = require 'policy-extras.queue'
+    sources:setup { '/opt/kumomta/etc/policy/sources.toml' }
+    local queue_helper = queue_module:setup_with_options {
+      file_names = { '/opt/kumomta/etc/policy/queues.toml' },
+      os.getenv('EXTRA'),
+    }
+    """
+    queues = "default_tenant = 'nobody'\n[tenant.a]\negress_pool = 'x'\n"
+    root = write_tree(
+        tmp_path,
+        {
+            "policy/init.lua": policy,
+            "policy/sources.toml": SOURCES_TOML,
+            "policy/queues.toml": queues,
+        },
+    )
+    found = [c for c in codes_at(audit(root).findings, "E40") if c[0] in ("E402", "E403")]
+    assert found == [("E402", 3, 15), ("E403", 1, 18)]
+
+
+def test_e402_tenants_after_a_shrink_policy_table_are_checked(tmp_path: Path) -> None:
+    """A shrink_policy written as a table (E302: it is a list) is not a tenant section, and the
+    tenant sections after it are still checked."""
+    queues = """
+    [queue.'example.com'.shrink_policy]
+    ShrinkIdleAfter = "1m"
+    egress_pool = 'not-a-tenant'
+    [queue.'example.com'.'t2']
+    egress_pool = 'nope-2'
+    """
+    root = _tree(tmp_path, {"policy/sources.toml": SOURCES_TOML, "policy/queues.toml": queues})
+    findings = audit(root).findings
+    assert [(f.path, f.line, f.column) for f in findings if f.code == "E402"] == [
+        ("policy/queues.toml", 5, 15)
+    ]
