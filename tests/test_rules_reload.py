@@ -804,3 +804,181 @@ def test_r108_findings_carry_a_fix_for_their_own_case(tmp_path: Path) -> None:
     # the queue helper's: its own setup method; the memoize's: not the helper's method
     assert queue.fix != TTL_ONLY_RELOAD.fix and "setup_with_options" in queue.fix
     assert memoize.fix != TTL_ONLY_RELOAD.fix and "setup_with_options" not in memoize.fix
+
+
+# ----- more edges (mutants of other samples) -------------------------------------------------------------
+
+
+def test_r106_shaping_publishing_to_tsa_after_the_queue_helper(tmp_path: Path) -> None:
+    """Shaping registers a get_queue_config handler for its TSA queue only when it publishes."""
+    policy = """
+    local queue_module = require 'policy-extras.queue'
+    local shaping = require 'policy-extras.shaping'
+    local queue_helper = queue_module:setup { '/opt/kumomta/etc/policy/queues.toml' }
+    local shaper = shaping:setup_with_automation {
+      {publish}
+      extra_files = { '/opt/kumomta/etc/policy/shaping.toml' },
+    }
+    """
+    data = {
+        "queues.toml": "[queue.default]\nmax_age = '1 day'\n",
+        "shaping.toml": "['default']\nconnection_limit = 3\n",
+    }
+    publish = "publish = { 'http://127.0.0.1:8008' },"
+    files = {"init.lua": policy.replace("{publish}", publish), **data}
+    assert found(tmp_path, "R106", files) == [("R106", 4, 16, "warning")]
+    for quiet in ("publish = {},", ""):
+        files = {"init.lua": policy.replace("{publish}", quiet), **data}
+        assert found(tmp_path, "R106", files) == []
+
+
+def test_r102_module_alone_pre_init_handler_is_fine_top_level_is_late(tmp_path: Path) -> None:
+    got = found(
+        tmp_path,
+        "R102",
+        {
+            "threads.lua": """
+            kumo.on('pre_init', function() kumo.set_smtpsrv_threads(16) end)
+            kumo.set_spoolin_threads(4)
+            return {}
+            """
+        },
+        entry="threads.lua",
+    )
+    assert got == [("R102", 2, 1, "warning")]
+
+
+def test_r104_blocking_call_after_a_call_of_a_global_function(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "R104",
+        {
+            "init.lua": """
+            function helper() return 1 end
+            kumo.on('smtp_server_mail_from', function(sender)
+              helper()
+              local g = io.open('/opt/kumomta/etc/policy/blocked.txt')
+            end)
+            """,
+        },
+    )
+    assert got == [("R104", 4, 13)]
+
+
+def test_r105_computed_paths_covered_maybe_covered_and_never_covered(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "policy/init.lua": """
+            kumo.on('init', function()
+              kumo.set_config_monitor_globs {
+                '/opt/kumomta/etc/policy/*.lua', '/opt/kumomta/etc/policy/a*.json',
+              }
+            end)
+            kumo.on('smtp_server_mail_from', function(sender)
+              local covered = kumo.toml_load('/opt/kumomta/etc/policy/' .. sender.domain .. '.lua')
+              local maybe = kumo.toml_load('/opt/kumomta/etc/policy/' .. sender.domain .. '.json')
+              local never = kumo.toml_load('/opt/kumomta/etc/policy/' .. sender.domain .. '.toml')
+            end)
+            """
+        },
+    )
+    result = audit(tmp_path)
+    # codes_at also checks that each finding names its file and has a key
+    assert codes_at(result.findings, "R105") == [("R105", 8, 32), ("R105", 9, 32)]
+    assert [(f.path, f.severity.value) for f in result.findings if f.code == "R105"] == [
+        ("policy/init.lua", "info"),
+        ("policy/init.lua", "warning"),
+    ]
+
+
+def test_r105_a_file_read_twice_is_reported_once(tmp_path: Path) -> None:
+    got = found(
+        tmp_path,
+        "R105",
+        {
+            "policy/init.lua": """
+            local a = kumo.serde.yaml_load '/opt/kumomta/etc/policy/blocked.yml'
+            kumo.on('smtp_server_mail_from', function(sender)
+              local b = kumo.serde.yaml_load '/opt/kumomta/etc/policy/blocked.yml'
+            end)
+            """,
+            "policy/blocked.yml": "a: 1\n",
+        },
+    )
+    assert got == [("R105", 1, 11, "warning")]
+
+
+@pytest.mark.parametrize(
+    ("globs", "severity"),
+    [
+        # only a computed glob: whether it covers the files is known at run time
+        ("{ os.getenv('GLOB') }", "info"),
+        # an empty list watches nothing
+        ("{}", "warning"),
+    ],
+)
+def test_r105_glob_list_without_literal_globs(tmp_path: Path, globs: str, severity: str) -> None:
+    got = found(
+        tmp_path,
+        "R105",
+        {
+            "policy/init.lua": f"""
+            kumo.on('init', function()
+              kumo.set_config_monitor_globs {globs}
+            end)
+            local a = kumo.serde.yaml_load '/opt/kumomta/etc/policy/blocked.yml'
+            """,
+            "policy/blocked.yml": "a: 1\n",
+        },
+    )
+    assert got == [("R105", 2, 3, severity), ("R105", 4, 11, severity)]
+
+
+def test_r105_the_last_glob_list_set_is_in_force(tmp_path: Path) -> None:
+    narrow = "kumo.set_config_monitor_globs { '/opt/kumomta/etc/policy/*.toml' }"
+    wide = "kumo.set_config_monitor_globs { '/opt/kumomta/etc/**/*.{lua,toml}' }"
+
+    def policy(first: str, second: str) -> dict[str, str]:
+        return {"policy/init.lua": f"kumo.on('init', function()\n  {first}\n  {second}\nend)\n"}
+
+    assert found(tmp_path, "R105", policy(wide, narrow)) == [("R105", 3, 3, "warning")]
+    assert found(tmp_path, "R105", policy(narrow, wide)) == []
+
+
+def test_r108_memoize_without_arguments_or_calling_module_functions(tmp_path: Path) -> None:
+    """A memoized function that calls a required module's function reads no file the rule knows."""
+    got = findings(
+        tmp_path,
+        "R108",
+        {
+            "init.lua": """
+            local util = require 'util'
+            local function build() return util.transform('x') end
+            local m = kumo.memoize(build, { name = 'user.build', ttl = 60, capacity = 1 })
+            local n = kumo.memoize()
+            """,
+            "util.lua": "local M = {}\nfunction M.transform(x) return x end\nreturn M\n",
+        },
+    )
+    assert got == []
+
+
+def test_r108_memoize_fingerprints_follow_the_cache_name(tmp_path: Path) -> None:
+    reader = (
+        "local function load_{x}() return kumo.toml_load '/opt/kumomta/etc/policy/{x}.toml' end\n"
+    )
+    memoize = (
+        "local m_{x} = kumo.memoize(load_{x}, { name = 'user.{x}', ttl = 60, capacity = 1 })\n"
+    )
+
+    def prints(names: list[str], where: str) -> dict[int, str]:
+        text = "".join(reader.replace("{x}", n) for n in names)
+        text += "".join(memoize.replace("{x}", n) for n in names)
+        write_tree(tmp_path / where, {"init.lua": text})
+        return {f.line: f.fingerprint for f in audit(tmp_path / where).findings if f.code == "R108"}
+
+    alone = prints(["b"], "alone")
+    both = prints(["a", "b"], "both")
+    assert list(alone) == [2] and sorted(both) == [3, 4]
+    assert both[4] == alone[2] and both[3] != alone[2]
