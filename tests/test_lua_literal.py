@@ -143,3 +143,12 @@ def test_integers_round_trip(n: int) -> None:
 @given(st.floats(min_value=0, allow_nan=False, allow_infinity=False))
 def test_hex_floats_round_trip(x: float) -> None:
     assert parse_number(x.hex()) == x or (math.isclose(parse_number(x.hex()), x))
+
+
+def test_table_equality_does_not_depend_on_its_lookup_index() -> None:
+    """Reading a field builds an index inside the table; two equal tables stay equal (a cached
+    model, whose tables were never read, compares equal to the one the rules read)."""
+    read, unread = evaluate("{ a = 1, 'x' }"), evaluate("{ a = 1, 'x' }")
+    assert isinstance(read, Table) and read.get("a") == Lit(1, read.get("a").span)  # type: ignore[union-attr]
+    assert read == unread
+    assert read != evaluate("{ a = 2, 'x' }")

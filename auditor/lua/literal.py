@@ -72,7 +72,7 @@ class Table:
 
     entries: list[Entry]
     span: Span
-    _index: dict[Scalar, Entry] | None = field(default=None, repr=False)
+    _index: dict[Scalar, Entry] | None = field(default=None, repr=False, compare=False)
 
     is_unknown = False
 
