@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from auditor.core.errors import ConfigError
+from auditor.core.record import dataclass
 from auditor.source.snapshot import DEFAULT_SIZE_LIMIT
 
 if TYPE_CHECKING:

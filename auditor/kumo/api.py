@@ -35,15 +35,13 @@ import hashlib
 import marshal
 import os
 import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import Any, Generic, TypeVar
 
 from auditor.core.record import dataclass
-
-if TYPE_CHECKING:
-    from typing import Any
 
 WHERE_VALUES = frozenset({"init", "pre_init", "top_level", "realtime", "anywhere"})
 RESTART_SCOPES = frozenset(
@@ -190,7 +188,7 @@ class KumoApi:
     release: str
     commit: str
     table_version: int
-    functions: MappingProxyType[str, FunctionSpec]
+    functions: Mapping[str, FunctionSpec]
     events: MappingProxyType[str, EventSpec]
     helpers: MappingProxyType[str, HelperSpec]
     builtin_caches: tuple[str, ...]
@@ -289,6 +287,35 @@ def _params(raw: dict[str, Any]) -> MappingProxyType[str, ParamSpec]:
     )
 
 
+_Spec = TypeVar("_Spec")
+
+
+class _Specs(Mapping[str, _Spec], Generic[_Spec]):
+    """Read-only specs built from the raw table on first lookup: a run looks up a few dozen of
+    the table's ~250 functions, and building them all cost more than the rest of loading it."""
+
+    __slots__ = ("_build", "_built", "_raw")
+
+    def __init__(self, raw: dict[str, Any], build: Callable[[str, dict[str, Any]], _Spec]) -> None:
+        self._raw, self._build = raw, build
+        self._built: dict[str, _Spec] = {}
+
+    def __getitem__(self, name: str) -> _Spec:
+        spec = self._built.get(name)
+        if spec is None:
+            spec = self._built[name] = self._build(name, self._raw[name])
+        return spec
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
 def _function(name: str, raw: dict[str, Any]) -> FunctionSpec:
     return FunctionSpec(
         name=name,
@@ -361,9 +388,7 @@ def parse_api(data: bytes, *, use_cache: bool = False) -> KumoApi:
         release=meta["kumomta_release"],
         commit=meta["kumomta_commit"],
         table_version=int(meta["table_version"]),
-        functions=MappingProxyType(
-            {n: _function(n, f) for n, f in raw.get("functions", {}).items()}
-        ),
+        functions=_Specs(raw.get("functions", {}), _function),
         events=MappingProxyType(events),
         helpers=MappingProxyType(helpers),
         builtin_caches=tuple(caches.get("builtin", ())),
