@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import audit, codes_at, write_tree
 
 SOURCES_POLICY = """
@@ -366,23 +368,20 @@ def _references(
     )
 
 
-def test_every_file_searched_is_named(tmp_path: Path) -> None:
+@pytest.mark.parametrize("names", [["a", "b"], ["a", "b", "c"]])
+def test_every_file_searched_is_named(tmp_path: Path, names: list[str]) -> None:
     """The definitions are searched in every file of the helper: a finding names them all."""
     a = '[source."ip-1"]\nsource_address = "192.0.2.1"\n[pool."bulk"."ip-9"]\n'
-    files = "{ '/opt/kumomta/etc/policy/a.toml', '/opt/kumomta/etc/policy/b.toml', '/opt/kumomta/etc/policy/c.toml' }"
-    data = {
-        "policy/a.toml": a,
-        "policy/b.toml": "",
-        "policy/c.toml": "",
-        "policy/queues.toml": UNDEFINED_POOL_QUEUES,
-    }
+    files = "{ " + ", ".join(f"'/opt/kumomta/etc/policy/{n}.toml'" for n in names) + " }"
+    data = {f"policy/{n}.toml": "" for n in names}
+    data |= {"policy/a.toml": a, "policy/queues.toml": UNDEFINED_POOL_QUEUES}
     assert _references(tmp_path, files, data) == [
         ("E401", "policy/a.toml", 3, 14),
         ("E402", "policy/queues.toml", 2, 15),
     ]
     for finding in (f for f in audit(tmp_path).findings if f.code in ("E401", "E402")):
-        for name in ("policy/a.toml", "policy/b.toml", "policy/c.toml"):
-            assert name in finding.message, (finding.code, name)
+        for name in names:
+            assert f"policy/{name}.toml" in finding.message, (finding.code, name)
 
 
 def test_e404_names_the_dkim_file_searched(tmp_path: Path) -> None:
@@ -466,3 +465,23 @@ def test_e402_tenants_after_a_shrink_policy_table_are_checked(tmp_path: Path) ->
     assert [(f.path, f.line, f.column) for f in findings if f.code == "E402"] == [
         ("policy/queues.toml", 5, 15)
     ]
+
+
+def test_an_empty_sources_list_defines_no_pool(tmp_path: Path) -> None:
+    """sources:setup {} loads no file: every pool a queue names is undefined."""
+    assert _references(tmp_path, "{}", {"policy/queues.toml": UNDEFINED_POOL_QUEUES}) == [
+        ("E402", "policy/queues.toml", 2, 15)
+    ]
+
+
+def test_missing_sources_file_no_guess(tmp_path: Path) -> None:
+    root = tmp_path
+    files = "{ '/opt/kumomta/etc/policy/missing.toml' }"
+    assert _references(root, files, {"policy/queues.toml": UNDEFINED_POOL_QUEUES}) == []
+    assert codes_at(audit(root).findings, "E104") == [("E104", 3, 17)]
+
+
+def test_dkim_data_without_a_base_section(tmp_path: Path) -> None:
+    for dkim in ('[domain."example.com"]\nselector = "s1"\n', 'base = "s1"\n'):
+        root = write_tree(tmp_path, {"policy/init.lua": DKIM_POLICY, "policy/dkim_data.toml": dkim})
+        assert codes_at(audit(root).findings, "E404") == []
