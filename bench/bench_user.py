@@ -348,10 +348,14 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="kumo-bench-user-") as tmp:
         work = Path(tmp)
-        floor = Sample()
-        for _ in range(args.runs):
-            floor.add(*run([sys.executable, "-c", "import tree_sitter_lua, tree_sitter, lupa"]))
-        results.append(row("floor: python + tree-sitter + lupa", floor, None))
+        for label, code in (
+            ("floor: python", "pass"),
+            ("floor: python + tree-sitter + lupa", "import tree_sitter, lupa.lua54"),
+        ):
+            floor = Sample()
+            for _ in range(args.runs):
+                floor.add(*run([sys.executable, "-c", code]))
+            results.append(row(label, floor, None))
         compare = args.compare.resolve() if args.compare else None
         if compare:
             subprocess.run([sys.executable, "-m", "compileall", "-q", str(compare / "auditor")],
