@@ -48,17 +48,12 @@ return {}
 
 
 def test_memoize_name_in_the_helper_that_owns_it_is_no_clash(tmp_path: Path) -> None:
-    write_tree(
-        tmp_path,
-        {
-            "init.lua": "local q = require 'policy-extras.queue'\n",
-            "policy-extras/queue.lua": MEMOIZE,
-        },
-    )
-    assert _found(tmp_path, "R107") == []
-    alone = tmp_path / "alone"
-    write_tree(alone, {"queue.lua": MEMOIZE})
-    assert _found(alone, "R107", entry="queue.lua") == []
+    """The helper's own file audited alone uses its own cache name (a policy's `require` of the
+    helper never loads a tree copy: see the R107 tests in test_rules_reload.py for copies in a tree)."""
+    write_tree(tmp_path, {"queue.lua": MEMOIZE})
+    assert _found(tmp_path, "R107", entry="queue.lua") == []
+    write_tree(tmp_path, {"other.lua": MEMOIZE})
+    assert _found(tmp_path, "R107", entry="other.lua") == [("R107", 3, 47, "error")]
 
 
 def test_memoize_name_of_a_helper_in_the_policy_is_a_clash(tmp_path: Path) -> None:

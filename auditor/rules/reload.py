@@ -670,11 +670,9 @@ def _check_memoize_name_clash(ctx: Any) -> Iterator[Finding]:
 
 
 def _is_module(model: PolicyModel, path: str, module_name: str) -> bool:
-    """True when the tree file `path` is the Lua module `module_name` (e.g. policy-extras.queue):
-    required under that name, laid out as its package path, or audited alone under its file name."""
-    loaded = model.modules.get(path)
-    if loaded is not None and loaded.name == module_name:
-        return True
+    """True when the tree file `path` is the helper module `module_name` (e.g. policy-extras.queue):
+    laid out as its package path, or audited alone under its file name. (A policy's `require` of a
+    helper never loads a tree file: it resolves to KumoMTA's own copy.)"""
     relative = module_name.replace(".", "/") + ".lua"
     if path == relative or path.endswith("/" + relative):
         return True
