@@ -403,9 +403,32 @@ def test_e203_log_hooks_by_name_kind_and_order(tmp_path: Path) -> None:
             """,
         },
     )
-    # one kind per function: 'a' twice of different kinds is allowed; every repeat of 'b' is
-    # reported; 'early' is first configured by the module required at line 1
-    assert got == [("E203", 6, 3), ("E203", 7, 3), ("E203", 8, 3)]
+    # log hooks and disposition hooks share one list of names in kumod ('a' twice, of two kinds,
+    # is reported); every repeat of 'b' is reported; 'early' is first configured by the module
+    # required at line 1
+    assert got == [("E203", 4, 3), ("E203", 6, 3), ("E203", 7, 3), ("E203", 8, 3)]
+
+
+def test_e203_a_disposition_hook_named_like_a_helper_log_hook(tmp_path: Path) -> None:
+    # log_hooks:new configures kumo.configure_log_hook { name = 'events' } (in pre_init);
+    # kumod's disposition hooks are kept in the same list and refuse a name already there
+    got = findings(
+        tmp_path,
+        "E203",
+        {
+            "init.lua": """
+            local log_hooks = require 'policy-extras.log_hooks'
+            log_hooks:new_json { name = 'events', url = 'http://127.0.0.1:8090/' }
+            log_hooks:new_disposition_hook { name = 'audit', hook = function(msg, record) end }
+            kumo.on('init', function()
+              kumo.configure_log_disposition_hook { name = 'events' }
+              kumo.configure_log_hook { name = 'audit' }
+              kumo.configure_log_hook { name = 'other' }
+            end)
+            """
+        },
+    )
+    assert got == [("E203", 5, 3), ("E203", 6, 3)]
 
 
 def test_function_key_resolves_literal_function_references(tmp_path: Path) -> None:

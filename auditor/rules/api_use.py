@@ -372,11 +372,11 @@ kumo.on('get_listener_domain', listener_domains:setup { '/opt/kumomta/etc/policy
 
 # ----- E203 helper-configured-twice -----------------------------------------------------------------------
 
-_LOG_HOOK_FUNCTIONS = {
-    "kumo.configure_log_hook": "hook",
-    "kumo.configure_log_disposition_hook": "disposition",
-}
-_LOG_HOOK_METHODS = {"new": "hook", "new_json": "hook", "new_disposition_hook": "disposition"}
+# kumod keeps log hooks and disposition hooks in one list and refuses a name already in it
+# (K:crates/kumod/src/logging/mod.rs Logger::init_hook, Logger::init_disp_hook); the log_hooks
+# helper configures one of them for each of these methods, after its own check of the name.
+_LOG_HOOK_FUNCTIONS = ("kumo.configure_log_hook", "kumo.configure_log_disposition_hook")
+_LOG_HOOK_METHODS = ("new", "new_json", "new_disposition_hook")
 
 
 def _check_helper_configured_twice(ctx: Any) -> Iterator[Finding]:
@@ -406,18 +406,18 @@ def _check_helper_configured_twice(ctx: Any) -> Iterator[Finding]:
 def _duplicate_log_hooks(
     model: PolicyModel, order: LoadOrder, setups: list[HelperSetup]
 ) -> Iterator[Finding]:
-    # (order, name, kind, by_helper, module, span, label, conditional)
-    entries: list[tuple[OrderKey, str, str, bool, str, Span, str, bool]] = []
+    # (order, name, by_helper, module, span, label, conditional)
+    entries: list[tuple[OrderKey, str, bool, str, Span, str, bool]] = []
     for setup in setups:
-        kind = _LOG_HOOK_METHODS.get(setup.method)
-        name = literal_str(setup.options, "name") if setup.helper.key == "log_hooks" else None
-        if kind and name:
+        if setup.helper.key != "log_hooks" or setup.method not in _LOG_HOOK_METHODS:
+            continue
+        name = literal_str(setup.options, "name")
+        if name:
             site = setup.site
             entries.append(
                 (
                     order.key(site.module, site.call.span),
                     name,
-                    kind,
                     True,
                     site.module,
                     site.call.name_span,
@@ -425,7 +425,7 @@ def _duplicate_log_hooks(
                     site.call.in_condition,
                 )
             )
-    for function, kind in _LOG_HOOK_FUNCTIONS.items():
+    for function in _LOG_HOOK_FUNCTIONS:
         for site in model.calls_to(function):
             name = literal_str(site.table_arg(0), "name")
             if name and site.contexts:
@@ -433,7 +433,6 @@ def _duplicate_log_hooks(
                     (
                         order.key(site.module, site.call.span),
                         name,
-                        kind,
                         False,
                         site.module,
                         site.call.name_span,
@@ -442,11 +441,9 @@ def _duplicate_log_hooks(
                     )
                 )
     entries.sort(key=lambda e: e[0])
-    for i, (_, name, kind, helper, module, span, label, cond) in enumerate(entries):
-        for _, name0, kind0, helper0, module0, span0, label0, cond0 in entries[:i]:
+    for i, (_, name, helper, module, span, label, cond) in enumerate(entries):
+        for _, name0, helper0, module0, span0, label0, cond0 in entries[:i]:
             if name0 != name or (cond and cond0):
-                continue
-            if not ((helper and helper0) or kind == kind0):
                 continue
             error = (
                 f"log_hook with name '{name}' has already been configured"
@@ -475,8 +472,9 @@ once per Lua context: a second `setup`, `setup_with_automation` or `setup_with_o
 created (kumod does not start, or a running kumod fails every new context). A common case is
 `shaping:setup{...}` used for `get_egress_path_config` after `shaping:setup_with_automation{...}`.
 `log_hooks:new`, `new_json` and `new_disposition_hook` raise "log_hook with name '<n>' has already been
-configured" for a repeated name, and `kumo.configure_log_hook` raises "A logging hook with name
-`<n>` has already been registered" when a hook of that name exists. Two setups that are both
+configured" for a repeated name, and `kumo.configure_log_hook` / `kumo.configure_log_disposition_hook`
+raise "A logging hook with name `<n>` has already been registered" when a log hook or disposition
+hook of that name exists (kumod keeps both in one list; the helper's methods configure one each). Two setups that are both
 inside conditional code are not reported.
 """,
     bad="""
