@@ -573,3 +573,260 @@ def test_e206_key_of_a_nested_struct_names_its_parents(tmp_path: Path) -> None:
     assert codes_at(result.findings, "E206") == [("E206", 4, 34)]
     (finding,) = [f for f in result.findings if f.code == "E206"]
     assert finding.key == "kumo.start_esmtp_listener peer['10.1.0.0/16'].bannr"
+
+
+# ----- load order across modules (LoadOrder) ------------------------------------------------------------
+
+
+def test_e201_a_required_module_runs_at_its_require_not_at_its_line(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            require 'a'
+            require 'b'
+            kumo.on('smtp_server_ehlo', function() end)
+            """,
+            "a.lua": "return {}\n",
+            # b's handler is on line 5 of b.lua, but b.lua runs at init.lua line 2
+            "b.lua": "\n\n\n\nkumo.on('smtp_server_ehlo', function() end)\nreturn {}\n",
+        },
+    )
+    result = audit(tmp_path)
+    assert [(f.path, f.line, f.column) for f in result.findings if f.code == "E201"] == [
+        ("init.lua", 3, 9)
+    ]
+
+
+def test_e201_only_a_require_that_runs_places_a_module(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            local function never() require 'b' end
+            require 'a'
+            kumo.on('smtp_server_ehlo', function() end)
+            require 'b'
+            """,
+            "a.lua": "return {}\n",
+            "b.lua": "kumo.on('smtp_server_ehlo', function() end)\nreturn {}\n",
+        },
+    )
+    result = audit(tmp_path)
+    # b runs at line 4 (the require in `never` never runs; a's require is not b's)
+    assert [(f.path, f.line, f.column) for f in result.findings if f.code == "E201"] == [
+        ("b.lua", 1, 9)
+    ]
+
+
+def test_e201_order_through_a_require_cycle(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            require 'a'
+            kumo.on('smtp_server_ehlo', function() end)
+            """,
+            "a.lua": "require 'b'\nreturn {}\n",
+            "b.lua": "require 'a'\nkumo.on('smtp_server_ehlo', function() end)\nreturn {}\n",
+        },
+    )
+    result = audit(tmp_path)
+    assert [(f.path, f.line, f.column) for f in result.findings if f.code == "E201"] == [
+        ("init.lua", 2, 9)
+    ]
+
+
+def test_e203_a_required_module_configures_first(tmp_path: Path) -> None:
+    module = (
+        "local log_hooks = require 'policy-extras.log_hooks'\n"
+        "local shaping = require 'policy-extras.shaping'\n"
+        "{pad}log_hooks:new {{ name = 'a', constructor = function() end }}\n"
+        "kumo.configure_log_hook {{ name = 'b' }}\n"
+        "shaping:setup {{ }}\n"
+    )
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": "require 'm'\n" + module.format(pad=""),
+            "m.lua": module.format(pad="\n" * 8) + "return {}\n",
+        },
+    )
+    result = audit(tmp_path)
+    # m.lua runs at init.lua line 1, so the setups in init.lua (lines 4-6) are the second ones
+    assert [(f.path, f.line, f.column) for f in result.findings if f.code == "E203"] == [
+        ("init.lua", 4, 1),
+        ("init.lua", 5, 1),
+        ("init.lua", 6, 1),
+    ]
+
+
+# ----- branches of E201 / E202 / E203 -------------------------------------------------------------------
+
+
+def test_e201_conditional_registrations(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "E201",
+        {
+            "init.lua": """
+            kumo.on('smtp_server_ehlo', function() end)
+            if os.getenv('X') then
+              kumo.on('smtp_server_ehlo', function() end)
+            end
+            if os.getenv('Y') then
+              kumo.on('smtp_server_mail_from', function() end)
+            else
+              kumo.on('smtp_server_mail_from', function() end)
+            end
+            kumo.on('smtp_server_mail_from', function() end)
+            if os.getenv('Z') then
+              kumo.on('smtp_server_rcpt_to', function() end)
+            end
+            kumo.on('smtp_server_rcpt_to', function() end)
+            """
+        },
+    )
+    # quiet only when both registrations are conditional; one after two exclusive ones is not
+    assert got == [("E201", 3, 11), ("E201", 10, 9), ("E201", 14, 9)]
+
+
+def test_e201_registrations_after_ones_made_inside_handlers(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "E201",
+        {
+            "init.lua": """
+            kumo.on('init', function() kumo.on('smtp_server_ehlo', function() end) end)
+            local function in_init()
+              local log_hooks = require 'policy-extras.log_hooks'
+              log_hooks:new { name = 'early', constructor = function() end }
+            end
+            kumo.on('pre_init', in_init)
+            local log_hooks = require 'policy-extras.log_hooks'
+            log_hooks:new { name = 'late', constructor = function() end }
+            kumo.on('make.late.log_hook', function() end)
+            kumo.on('smtp_server_mail_from', function() end)
+            kumo.on('smtp_server_mail_from', function() end)
+            """
+        },
+    )
+    # registrations inside handlers are E202's; the file-level ones after them still count
+    assert got == [("E201", 9, 9), ("E201", 11, 9)]
+
+
+def test_e201_dynamic_events_only_from_string_options(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "E201",
+        {
+            "init.lua": """
+            local shaping = require 'policy-extras.shaping'
+            local shaper = shaping:setup_with_automation {
+              publish = { 8008, 'http://t' },
+              no_default_files = true,
+            }
+            kumo.on('make.http://t.tsa.kumomta', function() end)
+            kumo.on('make.8008.tsa.kumomta', function() end)
+            """
+        },
+    )
+    assert got == [("E201", 6, 9)]
+
+
+def test_e202_keys_name_handlers_and_event_and_skip_other_modules(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            local function reg()
+              kumo.on('smtp_server_ehlo', function() end)
+              kumo.on(os.getenv('EVENT'), function() end)
+              local u = require 'util'
+              local s = require 'policy-extras.shaping'
+            end
+            kumo.on('smtp_server_mail_from', function() reg() end)
+            kumo.on('smtp_server_rcpt_to', function() reg() end)
+            """,
+            "util.lua": "return {}\n",
+        },
+    )
+    result = audit(tmp_path)
+    got = sorted((f.line, f.column, f.key) for f in result.findings if f.code == "E202")
+    # a computed event name is keyed as '?'; requiring a module that is not a helper is fine
+    assert got == [
+        (2, 3, "kumo.on in smtp_server_mail_from,smtp_server_rcpt_to smtp_server_ehlo"),
+        (3, 3, "kumo.on in smtp_server_mail_from,smtp_server_rcpt_to ?"),
+        (5, 13, "require policy-extras.shaping in smtp_server_mail_from,smtp_server_rcpt_to"),
+    ]
+
+
+def test_e203_conditional_setups_after_a_log_hook(tmp_path: Path) -> None:
+    got = findings(
+        tmp_path,
+        "E203",
+        {
+            "init.lua": """
+            local shaping = require 'policy-extras.shaping'
+            local log_hooks = require 'policy-extras.log_hooks'
+            log_hooks:new { name = 'x', constructor = function() end }
+            shaping:setup { }
+            if os.getenv('A') then
+              shaping:setup { }
+            end
+            if os.getenv('B') then
+              log_hooks:new { name = 'y', constructor = function() end }
+            else
+              log_hooks:new { name = 'y', constructor = function() end }
+            end
+            log_hooks:new_disposition_hook { name = 'x', hook = function() end }
+            """
+        },
+    )
+    # a conditional second setup after an unconditional first is reported; two exclusive ones
+    # are not; the helper refuses a name any of its methods configured
+    assert got == [("E203", 6, 3), ("E203", 13, 1)]
+
+
+# ----- events the policy defines in helper data ---------------------------------------------------------
+
+
+def _nested(depth: int, leaf: dict[str, str]) -> object:
+    value: object = leaf
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize(("depth", "found"), [(61, True), (62, False)])
+def test_e205_custom_events_from_helper_data(tmp_path: Path, depth: int, found: bool) -> None:
+    import json
+
+    data = {
+        "queue": {
+            "example.com": {
+                "protocol": {"custom_lua": {"constructor": "custom_delivery"}},
+                "egress_pool": "pool_name_not_an_event",
+            }
+        },
+        # the walk stops 64 levels down: this constructor is at level 3 + depth
+        "tenant": {"t": {"x": _nested(depth, {"constructor": "deep_event"})}},
+    }
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            local queue = require 'policy-extras.queue'
+            local q = queue:setup_with_options {
+              file_names = { '/opt/kumomta/etc/policy/queues.json' },
+            }
+            kumo.on('custom_delivery', function(domain, tenant, campaign) end)
+            kumo.on('pool_name_not_an_event', function() end)
+            kumo.on('deep_event', function() end)
+            """,
+            "queues.json": json.dumps(data),
+        },
+    )
+    result = audit(tmp_path)
+    expected = [("E205", 6, 9)] + ([] if found else [("E205", 7, 9)])
+    assert codes_at(result.findings, "E205") == expected
