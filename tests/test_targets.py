@@ -173,6 +173,25 @@ def test_data_file_missing_beside_a_module_alone_is_a_warning(tmp_path: Path) ->
     assert (finding.line, finding.column, finding.severity.value) == (2, 39, "error")
 
 
+def test_required_module_missing_beside_a_module_alone_is_a_warning(tmp_path: Path) -> None:
+    """A module audited alone may require modules of the tree it is deployed with: their absence
+    is a warning there, and an error (require raises) in a policy."""
+    code = "local util = require 'acme.util'\nreturn { pick = util.pick }\n"
+    write_tree(tmp_path, {"routing.lua": code})
+    result = audit(tmp_path, entry="routing.lua")
+    assert result.mode == "module"
+    (finding,) = [f for f in result.findings if f.code == "E104"]
+    assert (finding.line, finding.column, finding.severity.value) == (1, 14, "warning")
+    assert finding.key == "module:acme.util"
+    write_tree(tmp_path, {"init.lua": code})
+    (finding,) = [f for f in audit(tmp_path).findings if f.code == "E104"]
+    assert (finding.line, finding.column, finding.severity.value) == (1, 14, "error")
+    assert finding.key == "module:acme.util"
+    # present beside it: nothing to report in either mode
+    write_tree(tmp_path, {"acme/util.lua": "return { pick = function() end }\n"})
+    assert [f for f in audit(tmp_path, entry="routing.lua").findings if f.code == "E104"] == []
+
+
 # K:docs/reference/kumo/start_esmtp_listener.md: listeners are started in init; a module's top
 # level runs where the policy requires it, and so does the top level of what it requires there.
 def test_init_only_call_in_a_module_required_by_a_module_alone(tmp_path: Path) -> None:

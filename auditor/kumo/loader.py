@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import field
 
-from auditor.core.findings import Finding, Span
+from auditor.core.findings import Finding, Severity, Span
 from auditor.core.load_codes import LUA_SYNTAX_ERROR, MISSING_FILE, UNREADABLE_FILE
 from auditor.core.record import dataclass
 from auditor.kumo.api import KumoApi
@@ -171,11 +171,15 @@ class PolicyLoader:
             )
         return text[1:]
 
-    def load(self) -> LoadResult:
+    def load(self, mode_of: Callable[[PolicyModel], str] | None = None) -> LoadResult:
+        """Build the model; `mode_of` tells the audit mode from it ("policy" or "module"), which
+        decides how a missing module is reported."""
         builder = ModelBuilder(
             self.entry, self.path_map, self.api, self._load_lua, self.snapshot.exists
         )
         model = builder.build()
+        if mode_of is not None:
+            model.mode = mode_of(model)
         self.findings.extend(model.load_findings)
         self._missing_modules(model)
         self._symlinks_outside()
@@ -196,13 +200,29 @@ class PolicyLoader:
                 or edge.name.startswith("policy-extras.")
             ):
                 continue
+            searched = (
+                "searched KumoMTA's package.path mapped into the tree, and the policy's directory"
+            )
+            if model.mode == "module":
+                # a module (or snippet) alone: the tree it is deployed with is not the audited one
+                self.findings.append(
+                    MISSING_FILE.finding(
+                        edge.module,
+                        edge.span,
+                        f"module '{edge.name}' is not in the audited tree ({searched}); this file is "
+                        "audited as a module on its own, so whether require finds it depends on the "
+                        "policy tree the module is deployed with",
+                        key=f"module:{edge.name}",
+                        severity=Severity.WARNING,
+                    )
+                )
+                continue
             self.findings.append(
                 MISSING_FILE.finding(
                     edge.module,
                     edge.span,
-                    f"module '{edge.name}' is not in the audited tree (searched KumoMTA's package.path "
-                    "mapped into the tree, and the policy's directory): require raises 'module not found' "
-                    "when a Lua context is created",
+                    f"module '{edge.name}' is not in the audited tree ({searched}): require raises "
+                    "'module not found' when a Lua context is created",
                     key=f"module:{edge.name}",
                 )
             )

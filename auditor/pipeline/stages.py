@@ -297,8 +297,7 @@ def _load(
     if is_data_entry(entry):
         loaded = data_file_model(snapshot, entry, path_map, api, kind)
     else:
-        loaded = loader.load()
-        loaded.model.mode = audit_mode(loaded.model, entry, config)
+        loaded = loader.load(lambda model: audit_mode(model, entry, config))
     context = AuditContext(loaded.model, api, config, snapshot, loaded.texts)
     findings = list(loaded.findings)
     findings.extend(load_data_files(context, loader, cached))
@@ -419,18 +418,11 @@ def load_context(
     """The first stages only (load the policy, parse its data files): the rule context and the
     findings of loading, without running the rules (for commands that explain the model)."""
     from auditor.kumo.api import load_api
-    from auditor.kumo.loader import PolicyLoader
 
     api = load_api(config.kumomta_release)
     entry = find_entry(snapshot, entry or config.entry)
-    loader = PolicyLoader(
-        snapshot, entry, make_path_map(entry, config, path_map_overrides), api, cached
-    )
-    loaded = loader.load()
-    context = AuditContext(loaded.model, api, config, snapshot, loaded.texts)
-    findings = list(loaded.findings)
-    findings.extend(load_data_files(context, loader, cached))
-    return context, findings
+    path_map = make_path_map(entry, config, path_map_overrides)
+    return _load(snapshot, config, entry, path_map, api, cached, None)
 
 
 def load_data_files(
