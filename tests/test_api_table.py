@@ -501,7 +501,8 @@ def test_helper_registrations_name_events():
         for event in (*helper.registers, *helper.registers_on_require):
             spec = API.event(event)
             assert spec is not None and not spec.obsolete, (helper.key, event)
-        for template in helper.registers_dynamic:
+        dynamic = {t for m in helper.setup_methods for t in helper.dynamic_for(m)}
+        for template in {*helper.registers_dynamic, *dynamic}:
             sample = template.replace("{name}", "x").replace("{publish}", "http://tsa")
             assert API.event(sample) is not None, (helper.key, template)
 

@@ -830,3 +830,24 @@ def test_e205_custom_events_from_helper_data(tmp_path: Path, depth: int, found: 
     result = audit(tmp_path)
     expected = [("E205", 6, 9)] + ([] if found else [("E205", 7, 9)])
     assert codes_at(result.findings, "E205") == expected
+
+
+def test_e201_each_log_hooks_method_registers_its_own_event(tmp_path: Path) -> None:
+    # new / new_json register the constructor make.<name>.log_hook; new_disposition_hook
+    # registers log_disposition_<name> (K:assets/policy-extras/log_hooks.lua), not both
+    got = findings(
+        tmp_path,
+        "E201",
+        {
+            "init.lua": """
+            local log_hooks = require 'policy-extras.log_hooks'
+            log_hooks:new { name = 'events', constructor = function() end }
+            log_hooks:new_disposition_hook { name = 'audit', hook = function(msg, record) end }
+            kumo.on('log_disposition_events', function(msg, record) end)
+            kumo.on('make.audit.log_hook', function() end)
+            kumo.on('make.events.log_hook', function() end)
+            kumo.on('log_disposition_audit', function(msg, record) end)
+            """
+        },
+    )
+    assert got == [("E201", 6, 9), ("E201", 7, 9)]

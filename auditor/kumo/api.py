@@ -22,7 +22,8 @@ Field conventions that are not obvious from the names:
   ``kumo.on``), ``object``, ``function`` (call it yourself), ``none``; ``returns_by_method``
   overrides it per method. ``files_from`` describes the option-taking setup method; the plain
   ``setup(list)`` form always takes its data files from the list argument.
-  ``registers_dynamic`` holds event-name templates (``make.{name}.log_hook``).
+  ``registers_dynamic`` holds event-name templates (``make.{name}.log_hook``);
+  ``registers_dynamic_by_method`` overrides them per method.
 * ``KumoApi.blocking_stdlib``: dotted names of Lua standard-library functions (``io.open``) that
   block the thread running the event (``[lua_stdlib] blocking`` in the table).
 """
@@ -163,9 +164,18 @@ class HelperSpec:
         default_factory=lambda: MappingProxyType({})
     )
 
+    registers_dynamic_by_method: MappingProxyType[str, tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
     def registers_for(self, method: str) -> tuple[str, ...]:
         """The events calling setup ``method`` registers (``registers`` unless the method differs)."""
         return self.registers_by_method.get(method, self.registers)
+
+    def dynamic_for(self, method: str) -> tuple[str, ...]:
+        """The event-name templates calling setup ``method`` registers (``registers_dynamic``
+        unless the method differs)."""
+        return self.registers_dynamic_by_method.get(method, self.registers_dynamic)
 
     def returns_for(self, method: str) -> str:
         """What calling ``method`` returns (see module docstring for the values)."""
@@ -366,6 +376,9 @@ def _helper(key: str, raw: dict[str, Any]) -> HelperSpec:
         registers_dynamic=tuple(raw.get("registers_dynamic", ())),
         registers_by_method=MappingProxyType(
             {m: tuple(e) for m, e in raw.get("registers_by_method", {}).items()}
+        ),
+        registers_dynamic_by_method=MappingProxyType(
+            {m: tuple(e) for m, e in raw.get("registers_dynamic_by_method", {}).items()}
         ),
     )
 

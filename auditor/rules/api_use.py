@@ -171,7 +171,7 @@ def dynamic_events(setup: HelperSetup) -> list[str]:
     if options is None:
         return []
     events: list[str] = []
-    for template in setup.helper.registers_dynamic:
+    for template in setup.helper.dynamic_for(setup.method):
         holes = re.findall(r"\{(\w+)\}", template)
         if len(holes) != 1:
             continue
