@@ -102,7 +102,7 @@ def test_s101_quiet_for_narrow_and_default_relay_hosts(tmp_path: Path) -> None:
               kumo.start_esmtp_listener { listen = '0.0.0.0:25' }
               kumo.start_esmtp_listener {
                 listen = '0.0.0.0:587',
-                relay_hosts = { '127.0.0.1', '::1', '192.168.1.0/24', '2001:db8::/48', hosts },
+                relay_hosts = { '127.0.0.1', '::1', '192.168.1.0/24', '2001:db8::/48' },
               }
               kumo.start_esmtp_listener { listen = '0.0.0.0:588', relay_hosts = hosts }
               kumo.start_esmtp_listener { listen = '0.0.0.0:589', relay_hosts = { '10.0.0.1/8' } }
@@ -927,3 +927,43 @@ def test_s106_s108_keys_name_the_nested_key_and_the_lua_source(tmp_path: Path) -
         ("S106", 7, 13, "kumo.dkim.rsa_sha256_signer arg0 key.key_data"),
         ("S108", 2, 34, "lua allow_smtp_auth_plain_without_tls"),
     ]
+
+
+def test_s101_names_relay_hosts_elements_known_only_at_run_time(tmp_path: Path) -> None:
+    """An element read from the environment or computed is an info finding at the element (its
+    width cannot be checked); literal elements and a wholly computed list stay as they were."""
+    listener = (
+        "kumo.start_esmtp_listener { listen = '0.0.0.0:25', relay_hosts = "
+        "{ '10.1.0.0/16', os.getenv('RELAY_NET'), '10.' .. extra, extra } }\n"
+    )
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": "local extra = get()\n"
+            + SPOOLS
+            + "kumo.on('init', function()\n"
+            + listener
+            + "end)\n"
+        },
+    )
+    result = audit(tmp_path)
+    relay = [f for f in result.findings if f.code == "S101"]
+    line = 1 + SPOOLS.count("\n") + 2
+    assert [(f.line, f.column, f.severity, f.key) for f in relay] == [
+        (line, 83, Severity.INFO, "0.0.0.0:25  relay_hosts computed RELAY_NET"),
+        (line, 107, Severity.INFO, "0.0.0.0:25  relay_hosts computed 3"),
+        (line, 123, Severity.INFO, "0.0.0.0:25  relay_hosts computed 4"),
+    ]
+    assert "RELAY_NET" in relay[0].message
+    # the whole list computed: nothing to point at, as before
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": "local nets = get()\n"
+            + SPOOLS
+            + "kumo.on('init', function()\n"
+            + "kumo.start_esmtp_listener { listen = '0.0.0.0:25', relay_hosts = nets }\n"
+            + "end)\n"
+        },
+    )
+    assert [f for f in audit(tmp_path).findings if f.code == "S101"] == []

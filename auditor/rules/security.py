@@ -52,7 +52,10 @@ def _check_open_relay(ctx: Any) -> Iterator[Finding]:
         hosts = scope.table.get("relay_hosts")
         if not isinstance(hosts, Table):
             continue
-        for item in hosts.array():
+        for position, item in enumerate(hosts.array(), start=1):
+            if isinstance(item, Unknown):
+                yield _computed_relay_host(scope, position, item)
+                continue
             if not (isinstance(item, Lit) and isinstance(item.value, str)):
                 continue
             net = cidr(item.value)
@@ -94,6 +97,27 @@ def _check_open_relay(ctx: Any) -> Iterator[Finding]:
             )
 
 
+def _computed_relay_host(scope: Any, position: int, item: Unknown) -> Finding:
+    """An element of relay_hosts known only at run time: how wide a network it lets relay is out
+    of sight, so it is named (info) rather than passed over in silence."""
+    origin = (
+        f"the environment variable {item.env}"
+        if item.env
+        else f"`{item.source}`, evaluated at run time"
+        if item.source
+        else "an expression evaluated at run time"
+    )
+    return OPEN_RELAY.finding(
+        scope.module,
+        item.span,
+        f"relay_hosts of {scope.where} takes element {position} from {origin}: how wide a network "
+        "it lets relay without authentication cannot be checked here; make sure it can never be "
+        "0.0.0.0/0, ::/0 or a public network",
+        key=f"{scope.listener} {scope.block} relay_hosts computed {item.env or position}",
+        severity=Severity.INFO,
+    )
+
+
 OPEN_RELAY = rule(
     "S101",
     "open-relay",
@@ -108,6 +132,8 @@ default /16; `relay_ipv6_min_prefix`, default /48) are reported too. Checked: th
 table, its `peer` blocks (where the block's own network limits who matches: a `0.0.0.0/0` inside
 `peer['10.1.2.0/24']` only opens relaying to 10.1.2.0/24), its `via` blocks, and literal tables
 returned by an `smtp_server_get_dynamic_parameters` handler. The finding points at the list element.
+An element known only at run time (`os.getenv('RELAY_NET')`, a concatenation, a variable) is an
+info finding: how wide it is cannot be checked, so it is named rather than passed over.
 """,
     bad="""
 kumo.start_esmtp_listener {
