@@ -100,13 +100,7 @@ def _check_open_relay(ctx: Any) -> Iterator[Finding]:
 def _computed_relay_host(scope: Any, position: int, item: Unknown) -> Finding:
     """An element of relay_hosts known only at run time: how wide a network it lets relay is out
     of sight, so it is named (info) rather than passed over in silence."""
-    origin = (
-        f"the environment variable {item.env}"
-        if item.env
-        else f"`{item.source}`, evaluated at run time"
-        if item.source
-        else "an expression evaluated at run time"
-    )
+    origin = f"the environment variable {item.env}" if item.env else "a value computed at run time"
     return OPEN_RELAY.finding(
         scope.module,
         item.span,
