@@ -967,3 +967,23 @@ def test_s101_names_relay_hosts_elements_known_only_at_run_time(tmp_path: Path) 
         },
     )
     assert [f for f in audit(tmp_path).findings if f.code == "S101"] == []
+
+
+def test_s104_names_trusted_hosts_elements_known_only_at_run_time(tmp_path: Path) -> None:
+    listener = (
+        "kumo.start_http_listener { listen = '0.0.0.0:8000', trusted_hosts = "
+        "{ '127.0.0.1', os.getenv('ADMIN_NET'), extra } }\n"
+    )
+    write_tree(
+        tmp_path,
+        {"init.lua": "local extra = get()\nkumo.on('init', function()\n" + listener + "end)\n"},
+    )
+    found = [f for f in audit(tmp_path).findings if f.code == "S104"]
+    assert [(f.line, f.column, f.severity, f.key) for f in found] == [
+        (3, 84, Severity.INFO, "http 0.0.0.0:8000 trusted_hosts computed ADMIN_NET"),
+        (3, 108, Severity.INFO, "http 0.0.0.0:8000 trusted_hosts computed 3"),
+    ]
+    # a listener on loopback is not exposed, whatever it trusts
+    write_tree(tmp_path, {"init.lua": "local extra = get()\nkumo.on('init', function()\n"
+                          + listener.replace("0.0.0.0:8000", "127.0.0.1:8000") + "end)\n"})  # fmt: skip
+    assert [f for f in audit(tmp_path).findings if f.code == "S104"] == []

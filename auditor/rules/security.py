@@ -331,7 +331,23 @@ def _check_exposed_admin_api(ctx: Any) -> Iterator[Finding]:
         hosts = table.get("trusted_hosts")
         if not isinstance(hosts, Table):
             continue  # default: loopback only
-        for item in hosts.array():
+        for position, item in enumerate(hosts.array(), start=1):
+            if isinstance(item, Unknown):
+                origin = (
+                    f"the environment variable {item.env}"
+                    if item.env
+                    else "a value computed at run time"
+                )
+                yield EXPOSED_ADMIN_API.finding(
+                    site.module,
+                    item.span,
+                    f"HTTP listener {listen} takes trusted_hosts element {position} from {origin}: "
+                    "whether it reaches beyond loopback (and so who may call the admin API without "
+                    "credentials) cannot be checked here",
+                    key=f"http {listen} trusted_hosts computed {item.env or position}",
+                    severity=Severity.INFO,
+                )
+                continue
             if not (isinstance(item, Lit) and isinstance(item.value, str)):
                 continue
             net = cidr(item.value)
@@ -358,7 +374,8 @@ Peers in `trusted_hosts` of `kumo.start_http_listener` are in the built-in group
 suspend, rebind, xfer, bump the configuration epoch), `/api/inject` and `/metrics` without any
 authentication. The default is loopback only (`{'127.0.0.1', '::1'}`). On a listener bound beyond
 loopback (`0.0.0.0:8000`, a routable address, a host name), each `trusted_hosts` entry outside
-127.0.0.0/8 and ::1 is reported: whoever controls or spoofs a host there controls the MTA.
+127.0.0.0/8 and ::1 is reported: whoever controls or spoofs a host there controls the MTA. An
+entry known only at run time (an environment variable, a computed value) is an info finding.
 """,
     bad="""
 kumo.start_http_listener {
