@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from auditor.config.settings import Config, Thresholds
 from auditor.core.findings import Severity
 from tests.conftest import audit, codes_at, run_cli, write_tree
@@ -987,3 +989,200 @@ def test_s104_names_trusted_hosts_elements_known_only_at_run_time(tmp_path: Path
     write_tree(tmp_path, {"init.lua": "local extra = get()\nkumo.on('init', function()\n"
                           + listener.replace("0.0.0.0:8000", "127.0.0.1:8000") + "end)\n"})  # fmt: skip
     assert [f for f in audit(tmp_path).findings if f.code == "S104"] == []
+
+
+def findings_of(root: Path, prefix: str = "S") -> list[tuple[str, str, int, int, str, str]]:
+    """(code, path, line, column, key, severity) of the findings whose code starts with prefix."""
+    result = audit(root)
+    chosen = [f for f in result.findings if f.code.startswith(prefix) and not f.suppressed]
+    return sorted((f.code, f.path, f.line, f.column, f.key, f.severity.value) for f in chosen)
+
+
+def test_s101_entries_skipped_before_the_reported_ones(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            kumo.on('init', function()
+              kumo.start_esmtp_listener {
+                listen = '10.0.0.1:25',
+                relay_hosts = { 42, 'not-a-cidr', '0.0.0.0/0' },
+                peer = { ['10.0.0.0/8'] = { relay_hosts = { '192.168.0.0/16', '::/0', '10.0.0.0/8' } } },
+              }
+            end)
+            """
+        },
+    )
+    # a number, a malformed network, a network outside the peer block (same or other IP
+    # version) never match a peer of that block: skipped, and the entries after them checked
+    assert findings_of(tmp_path, "S101") == [
+        ("S101", "init.lua", 4, 39, "10.0.0.1:25  relay_hosts 0.0.0.0/0", "error"),
+        ("S101", "init.lua", 5, 75, "10.0.0.1:25 peer 10.0.0.0/8 relay_hosts 10.0.0.0/8", "error"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("listen", "handler", "option_severity", "deferred_severity"),
+    [
+        ("10.0.0.1:25", False, "error", "warning"),
+        ("10.0.0.1:25", True, "error", "warning"),
+        ("127.0.0.1:25", False, "warning", "warning"),
+        ("127.0.0.1:25", True, "warning", "info"),
+    ],
+)
+def test_s107_severity_by_reach_and_deferred_inject_handler(
+    tmp_path: Path, listen: str, handler: bool, option_severity: str, deferred_severity: str
+) -> None:
+    policy = (
+        "kumo.on('init', function()\n"
+        f"  kumo.start_esmtp_listener {{ listen = '{listen}', allow_xclient = true, "
+        "require_proxy_protocol = true, deferred_queue = true }\n"
+        "end)\n"
+    )
+    if handler:
+        policy += "kumo.on('smtp_server_message_deferred_inject', function(msg) end)\n"
+    write_tree(tmp_path, {"init.lua": policy})
+    shift = len(listen) - len("10.0.0.1:25")
+    assert findings_of(tmp_path, "S107") == [
+        ("S107", "init.lua", 2, 55 + shift, f"{listen}  allow_xclient", option_severity),
+        ("S107", "init.lua", 2, 77 + shift, f"{listen}  require_proxy_protocol", option_severity),
+        ("S107", "init.lua", 2, 108 + shift, f"{listen}  deferred_queue", deferred_severity),
+    ]
+
+
+def test_s102_s103_listener_sections_and_lua_tables_past_skipped_entries(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            local listener_domains = require 'policy-extras.listener_domains'
+            kumo.on('get_listener_domain', listener_domains:setup { '/opt/kumomta/etc/policy/domains.toml' })
+            local function never()
+              return kumo.make_listener_domain { relay_to = true, relay_from = { '0.0.0.0/0' } }
+            end
+            local function answer(domain)
+              if domain == 'x' then
+                return kumo.make_listener_domain { relay_to = true }
+              end
+              local plain = kumo.make_listener_domain { log_oob = true }
+              return kumo.make_listener_domain { relay_to = true, relay_from = { 42, 'bad', '10.0.0.0/8' } }
+            end
+            kumo.on('smtp_server_rcpt_to', function(r) answer(r) end)
+            kumo.on('smtp_server_mail_from', function(s) answer(s) end)
+            local function never2()
+              return kumo.make_listener_domain { relay_to = true }
+            end
+            """,
+            "domains.toml": """
+            version = 1
+
+            [listener."0.0.0.0:25"]
+            x = 1
+
+            [listener."0.0.0.0:25"."*"]
+            relay_to = true
+            relay_from = ["bad", "10.0.0.0/8"]
+
+            ["*.example.com"]
+            relay_from = ["not-cidr", "0.0.0.0/0"]
+            """,
+        },
+    )
+    # S102 in Lua: only the unconditional, reached make_listener_domain (keyed by the handlers
+    # it runs in); S103 looks at every literal table, reached or not
+    assert findings_of(tmp_path, "S10") == [
+        ("S102", "domains.toml", 7, 1, "listener/0.0.0.0:25/* relay_to", "error"),
+        (
+            "S102",
+            "init.lua",
+            11,
+            38,
+            "make_listener_domain relay_to smtp_server_mail_from,smtp_server_rcpt_to",
+            "error",
+        ),
+        ("S103", "domains.toml", 8, 22, "listener/0.0.0.0:25/* relay_from 10.0.0.0/8", "warning"),
+        ("S103", "domains.toml", 11, 27, "*.example.com relay_from 0.0.0.0/0", "warning"),
+        ("S103", "init.lua", 4, 70, "make_listener_domain relay_from 0.0.0.0/0", "warning"),
+        ("S103", "init.lua", 11, 81, "make_listener_domain relay_from 10.0.0.0/8", "warning"),
+    ]
+
+
+def test_s102_a_listener_of_unknown_address_is_not_loopback_only(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": SPOOLS
+            + """
+kumo.on('init', function()
+  kumo.start_esmtp_listener { listen = '127.0.0.1:25' }
+  kumo.start_esmtp_listener(LISTENER_PARAMS)
+end)
+kumo.on('get_listener_domain', function(domain, listener, conn_meta)
+  return kumo.make_listener_domain { relay_to = true }
+end)
+"""
+        },
+    )
+    assert [(c, line, s) for c, _, line, _, _, s in findings_of(tmp_path, "S102")] == [
+        ("S102", 11, "error")
+    ]
+
+
+def test_s104_s105_http_listeners_past_skipped_ones(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            kumo.on('init', function()
+              kumo.start_http_listener { }
+              kumo.start_http_listener { listen = os.getenv('HTTP') }
+              kumo.start_http_listener { listen = '0.0.0.0:8001', use_tls = true, trusted_hosts = { '10.9.0.0/16' } }
+              kumo.start_http_listener { listen = '0.0.0.0:8002', use_tls = os.getenv('TLS') }
+              kumo.start_http_listener { listen = '0.0.0.0:8003' }
+              kumo.start_http_listener { listen = '0.0.0.0:8000', trusted_hosts = { 42, 'bad', '127.0.0.1', '10.0.0.0/8' } }
+            end)
+            """
+        },
+    )
+    assert findings_of(tmp_path, "S10") == [
+        ("S104", "init.lua", 4, 89, "http 0.0.0.0:8001 trusted_hosts 10.9.0.0/16", "error"),
+        ("S104", "init.lua", 7, 97, "http 0.0.0.0:8000 trusted_hosts 10.0.0.0/8", "error"),
+        ("S105", "init.lua", 6, 39, "http 0.0.0.0:8003 use_tls", "warning"),
+        ("S105", "init.lua", 7, 39, "http 0.0.0.0:8000 use_tls", "warning"),
+    ]
+
+
+def test_s109_s110_keys_and_entries_past_skipped_ones(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": """
+            local shaping = require 'policy-extras.shaping'
+            local shaper = shaping:setup_with_automation {
+              no_default_files = true,
+              extra_files = { '/opt/kumomta/etc/policy/shaping.toml' },
+            }
+            kumo.on('get_egress_path_config', function(domain)
+              if domain == 'a' then return kumo.make_egress_path { prohibited_hosts = os.getenv('P') } end
+              if domain == 'b' then return kumo.make_egress_path { prohibited_hosts = { os.getenv('P') } } end
+              return kumo.make_egress_path { prohibited_hosts = { '10.0.0.0/8' } }
+            end)
+            local ok = pcall(os.execute, 'true')
+            os.exit(1)
+            """,
+            "shaping.toml": """
+            ["a.example"]
+            max_deliveries_per_connection = 10
+
+            ["b.example"]
+            prohibited_hosts = ["10.0.0.0/8"]
+            """,
+        },
+    )
+    # a computed list (or element) may hold the defaults: not reported
+    assert findings_of(tmp_path, "S1") == [
+        ("S109", "init.lua", 11, 18, "os.execute", "error"),
+        ("S109", "init.lua", 12, 1, "os.exit", "error"),
+        ("S110", "init.lua", 9, 34, "lua prohibited_hosts 127.0.0.0/8,::1,0.0.0.0,::", "warning"),
+        ("S110", "shaping.toml", 5, 1, "domain b.example prohibited_hosts", "warning"),
+    ]
