@@ -957,6 +957,7 @@ def test_s101_names_relay_hosts_elements_known_only_at_run_time(tmp_path: Path) 
         (line, 123, Severity.INFO, "0.0.0.0:25  relay_hosts computed 4"),
     ]
     assert "RELAY_NET" in relay[0].message
+    assert "`'10.' .. extra`" in relay[1].message and "`extra`" in relay[2].message
     # the whole list computed: nothing to point at, as before
     write_tree(
         tmp_path,
@@ -1186,3 +1187,16 @@ def test_s109_s110_keys_and_entries_past_skipped_ones(tmp_path: Path) -> None:
         ("S110", "init.lua", 9, 34, "lua prohibited_hosts 127.0.0.0/8,::1,0.0.0.0,::", "warning"),
         ("S110", "shaping.toml", 5, 1, "domain b.example prohibited_hosts", "warning"),
     ]
+
+
+def test_s101_never_quotes_a_computed_element_that_may_hold_a_secret(tmp_path: Path) -> None:
+    listener = (
+        "kumo.start_esmtp_listener { listen = '0.0.0.0:25', relay_hosts = "
+        "{ lookup('token-9f8e7d6c5b4a') } }\n"
+    )
+    write_tree(
+        tmp_path, {"init.lua": SPOOLS + "kumo.on('init', function()\n" + listener + "end)\n"}
+    )
+    (finding,) = [f for f in audit(tmp_path).findings if f.code == "S101"]
+    assert finding.severity == Severity.INFO
+    assert "9f8e7d6c5b4a" not in finding.message and "lookup" not in finding.message

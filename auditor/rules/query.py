@@ -12,6 +12,7 @@ from typing import Any
 
 from tree_sitter import Node, Tree
 
+from auditor.core.findings import Span
 from auditor.core.record import dataclass
 from auditor.kumo.model import CallSite, Handler, PolicyModel
 from auditor.kumo.values import IPNetwork, parse_cidr, parse_socket_address
@@ -267,6 +268,19 @@ class ListenerScope:
 
 
 COMPUTED_PORT = "<port>"
+
+
+def written(model: PolicyModel, module: str, span: Span, limit: int = 60) -> str | None:
+    """The source text at a one-line `span` of a module (how a computed value is written), or None
+    when it spans lines, is longer than `limit` or the module is not loaded."""
+    mod = model.modules.get(module)
+    if mod is None or span.line != span.end_line:
+        return None
+    lines = mod.text.split("\n", span.line)
+    if len(lines) < span.line:
+        return None
+    text = lines[span.line - 1][span.column - 1 : span.end_column - 1].strip()
+    return text if 0 < len(text) <= limit else None
 
 
 def listen_text(value: Value | None) -> str | None:

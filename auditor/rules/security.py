@@ -15,7 +15,7 @@ from tree_sitter import Node
 
 from auditor.core.findings import Finding, Severity, Span
 from auditor.core.record import dataclass
-from auditor.core.secrets import secret_reason, secrets_in
+from auditor.core.secrets import may_hold_secrets, secret_reason, secrets_in
 from auditor.kumo.model import CallSite, Handler, PolicyModel
 from auditor.kumo.values import IPNetwork
 from auditor.lua.facts import FileFacts
@@ -43,6 +43,7 @@ from auditor.rules.query import (
     sites_of,
     walk_body,
     width_problem,
+    written,
 )
 from auditor.rules.registry import rule
 
@@ -54,7 +55,7 @@ def _check_open_relay(ctx: Any) -> Iterator[Finding]:
             continue
         for position, item in enumerate(hosts.array(), start=1):
             if isinstance(item, Unknown):
-                yield _computed_relay_host(scope, position, item)
+                yield _computed_relay_host(ctx.model, scope, position, item)
                 continue
             if not (isinstance(item, Lit) and isinstance(item.value, str)):
                 continue
@@ -97,10 +98,20 @@ def _check_open_relay(ctx: Any) -> Iterator[Finding]:
             )
 
 
-def _computed_relay_host(scope: Any, position: int, item: Unknown) -> Finding:
+def computed_origin(model: Any, module: str, item: Unknown) -> str:
+    """Where a value known only at run time comes from, for a message."""
+    if item.env:
+        return f"the environment variable {item.env}"
+    text = written(model, module, item.span)
+    if text is None or may_hold_secrets(text):  # never quote code that may hold a secret
+        return "a value computed at run time"
+    return f"`{text}`, a value computed at run time"
+
+
+def _computed_relay_host(model: Any, scope: Any, position: int, item: Unknown) -> Finding:
     """An element of relay_hosts known only at run time: how wide a network it lets relay is out
     of sight, so it is named (info) rather than passed over in silence."""
-    origin = f"the environment variable {item.env}" if item.env else "a value computed at run time"
+    origin = computed_origin(model, scope.module, item)
     return OPEN_RELAY.finding(
         scope.module,
         item.span,
@@ -333,11 +344,7 @@ def _check_exposed_admin_api(ctx: Any) -> Iterator[Finding]:
             continue  # default: loopback only
         for position, item in enumerate(hosts.array(), start=1):
             if isinstance(item, Unknown):
-                origin = (
-                    f"the environment variable {item.env}"
-                    if item.env
-                    else "a value computed at run time"
-                )
+                origin = computed_origin(ctx.model, site.module, item)
                 yield EXPOSED_ADMIN_API.finding(
                     site.module,
                     item.span,
