@@ -1200,3 +1200,22 @@ def test_s101_never_quotes_a_computed_element_that_may_hold_a_secret(tmp_path: P
     (finding,) = [f for f in audit(tmp_path).findings if f.code == "S101"]
     assert finding.severity == Severity.INFO
     assert "9f8e7d6c5b4a" not in finding.message and "lookup" not in finding.message
+
+
+def test_s106_auth_comparison_with_a_local_declared_after_an_attributed_one(
+    tmp_path: Path,
+) -> None:
+    # Lua 5.4 attributes (<const>, <close>) sit between the names of a local declaration
+    got = findings(
+        tmp_path,
+        "S106",
+        {
+            "init.lua": """
+            kumo.on('http_server_validate_auth_basic', function(user, password)
+              local name <const>, expected = 'api', 'opensesame'
+              return user == name and password == expected
+            end)
+            """
+        },
+    )
+    assert got == [("S106", 2, 41)]

@@ -630,7 +630,9 @@ def _local_literals(fb: FunctionBody) -> dict[str, Node]:
                 )
                 if names is None or values is None:
                     continue
-                for name, value in zip(names.named_children, values.named_children, strict=False):
+                # the names, without the Lua 5.4 attributes between them (`local a <const>, b`)
+                targets = [c for c in names.named_children if c.type != "attribute"]
+                for name, value in zip(targets, values.named_children, strict=False):
                     if name.type == "identifier" and value.type in ("string", "table_constructor"):
                         out[_text(name)] = value
     return out
