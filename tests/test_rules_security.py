@@ -1219,3 +1219,21 @@ def test_s106_auth_comparison_with_a_local_declared_after_an_attributed_one(
         },
     )
     assert got == [("S106", 2, 41)]
+
+
+def test_s106_secret_named_local_after_an_attributed_one_is_paired_with_its_own_value(
+    tmp_path: Path,
+) -> None:
+    # the attribute of the first name must not shift the pairing of names and values
+    got = findings(
+        tmp_path,
+        "S106",
+        {
+            "init.lua": """
+            local label <const>, smtp_password = 'relay', 'tiger-lion'
+            local other, --[[ note ]] auth_password = 'x', --[[ note ]] 'opensesame'
+            local secret_name <const>, plain = 'unused', 'not-secret'
+            """
+        },
+    )
+    assert got == [("S106", 1, 47), ("S106", 2, 61)]

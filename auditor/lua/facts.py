@@ -1038,8 +1038,10 @@ def _bound_name(index: LineIndex, node: Node) -> str | None:
         names = next((c for c in assign.named_children if c.type == "variable_list"), None)
         if names is None:
             return None
-        position = [c.id for c in parent.named_children].index(node.id)
-        targets = names.named_children
+        values = [c.id for c in parent.named_children if c.type != "comment"]
+        position = values.index(node.id)
+        # Lua 5.4 attributes (`local a <const>, b = ...`) sit among the names but bind nothing
+        targets = [c for c in names.named_children if c.type not in ("attribute", "comment")]
         if position >= len(targets):
             return None
         target = targets[position]
