@@ -45,20 +45,76 @@ def test_broken_module_does_not_stop_the_rest(tmp_path: Path) -> None:
     assert "b.lua" in result.context.model.modules
 
 
-def test_binary_file_and_invalid_utf8_are_e102(tmp_path: Path) -> None:
+def test_binary_file_is_e102(tmp_path: Path) -> None:
     write_tree(
         tmp_path,
-        {
-            "init.lua": "local a = require 'a'\nlocal b = require 'b'\n",
-            "a.lua": b"\x00\x01\x02ELF",
-            "b.lua": b"return '\xff\xfe'\n",
-        },
+        {"init.lua": "local a = require 'a'\n", "a.lua": b"\x00\x01\x02ELF"},
     )
     findings = audit(tmp_path).findings
-    assert codes_at(findings) == [("E102", 1, 1), ("E102", 1, 1)]
-    messages = sorted(f.message for f in findings)
-    assert "a.lua is a binary file" in messages[0]
-    assert "b.lua is not valid UTF-8 (byte 0xff on line 1)" in messages[1]
+    assert codes_at(findings) == [("E102", 1, 1)]
+    assert "a.lua is a binary file" in findings[0].message
+
+
+LATIN1_MODULE = (
+    b"-- r\xe9glages de l'\xe9quipe\n"
+    b"local M = {}\n"
+    b"M.greeting = 'caf\xe9'\n"
+    b"local smtp_auth_plain_password = 'tiger-\xe9-2024'\n"
+    b"return M\n"
+)
+
+
+def test_module_with_bytes_that_are_not_utf8_is_audited_as_lua_reads_it(tmp_path: Path) -> None:
+    """require reads a module's bytes: Latin-1 in its strings and comments is valid Lua, so the
+    module is audited (here: the inline password on line 4), not refused with E102."""
+    write_tree(tmp_path, {"init.lua": "local m = require 'm'\n", "m.lua": LATIN1_MODULE})
+    findings = audit(tmp_path).findings
+    assert codes_at(findings) == [("S106", 4, 34)]
+    assert findings[0].path == "m.lua"
+
+
+def test_module_with_a_stray_byte_outside_strings_is_e101_with_the_byte(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {"init.lua": "local m = require 'm'\n", "m.lua": b"-- \xe9\nlocal x = 1 \xff\nreturn x\n"},
+    )
+    findings = audit(tmp_path).findings
+    assert codes_at(findings) == [("E101", 2, 13)]
+    assert "near '<\\255>'" in findings[0].message
+
+
+def test_unfinished_string_holding_other_bytes_is_e101_quoting_them(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {"init.lua": "local m = require 'm'\n", "m.lua": b"local s = 'caf\xe9\nreturn s\n"},
+    )
+    findings = audit(tmp_path).findings
+    assert codes_at(findings) == [("E101", 1, 1)]
+    assert "unfinished string near ''caf<\\233>'" in findings[0].message
+
+
+def test_policy_entry_that_is_not_utf8_is_e102_and_still_audited(tmp_path: Path) -> None:
+    """kumod reads the entry file as UTF-8 text: it cannot load it. What the file says is still
+    audited, so the other problems are not hidden behind this one."""
+    write_tree(
+        tmp_path,
+        {"init.lua": b"-- \xe9t\xe9\nlocal smtp_auth_plain_password = 'tiger-2024-x'\n"},
+    )
+    findings = audit(tmp_path).findings
+    assert codes_at(findings) == [("E102", 1, 1), ("S106", 2, 34)]
+    e102 = findings[0].message
+    assert "init.lua is not valid UTF-8 (byte 0xe9 on line 1)" in e102
+    assert "kumod reads the policy entry file as UTF-8 text" in e102
+
+
+def test_module_audited_alone_that_is_not_utf8_is_not_e102(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"m.lua": LATIN1_MODULE})
+    result = audit(tmp_path, entry="m.lua")
+    assert result.mode == "module"
+    assert codes_at(result.findings) == [("S106", 4, 34)]
+    proc = run_cli("check", str(tmp_path / "m.lua"), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert '"E102"' not in proc.stdout and "tiger" not in proc.stdout
 
 
 def test_file_over_size_limit_is_e102(tmp_path: Path) -> None:

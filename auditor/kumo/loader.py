@@ -48,6 +48,10 @@ class LoadResult:
 BOM = "\ufeff"
 
 
+class NotUtf8(FileProblem):
+    """A file that is not UTF-8 text, where UTF-8 is required."""
+
+
 def decode_text(path: str, data: bytes, size_limit: int) -> str:
     """UTF-8 text of a policy file, or FileProblem with the reason it cannot be audited."""
     if len(data) > size_limit:
@@ -60,17 +64,18 @@ def decode_text(path: str, data: bytes, size_limit: int) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise FileProblem(
+        raise NotUtf8(
             path, f"is not valid UTF-8 (byte 0x{data[exc.start]:02x} on line {line})"
         ) from None
 
 
-def parse_lua(text: str, path: str) -> ParsedLua:
-    """Compile with Lua 5.4 (authoritative) and extract facts with tree-sitter."""
+def parse_lua(text: str, path: str, raw: bytes | None = None) -> ParsedLua:
+    """Compile with Lua 5.4 (authoritative) and extract facts with tree-sitter. `raw` is the file's
+    bytes when they are not UTF-8: Lua compiles those, the facts come from `text`."""
     from auditor.lua.compile import compile_lua
     from auditor.lua.facts import TooComplex, extract
 
-    error = compile_lua(text, path)
+    error = compile_lua(text if raw is None else raw, path)
     if error is not None:
         column = _error_column(text, error.line)
         return ParsedLua(None, (error.line, column, error.message))
@@ -107,14 +112,25 @@ class PolicyLoader:
         self.cached = cached
         self.findings: list[Finding] = []
         self.texts: dict[str, str] = {}
+        # Lua file that is not UTF-8 -> (where its first such byte is, its bytes)
+        self.not_utf8: dict[str, tuple[str, bytes]] = {}
 
     def read_text(self, path: str) -> str | None:
-        """Text of a tree file, or None after reporting E102 (or nothing when the file is absent)."""
+        """Text of a Lua file, or None after reporting E102 (or nothing when the file is absent).
+
+        Lua's file loader (`require`, `dofile`) reads bytes, so a module may hold other encodings
+        in its strings and comments (a Latin-1 comment): each invalid sequence is read as U+FFFD,
+        which Lua accepts where the byte was accepted (strings, comments) and refuses elsewhere.
+        Only the policy entry must be UTF-8 (see `load`)."""
         if path in self.texts:
             return self.texts[path]
         try:
             data = self.snapshot.read(path)
-            text = decode_text(path, data, self.snapshot.size_limit)
+            try:
+                text = decode_text(path, data, self.snapshot.size_limit)
+            except NotUtf8 as problem:
+                self.not_utf8[path] = (problem.reason, data)
+                text = data.decode("utf-8", errors="replace")
         except FileNotFoundError:
             return None
         except FileProblem as problem:
@@ -131,10 +147,13 @@ class PolicyLoader:
         if text.startswith(BOM):
             text = self._bom(path, text)
         content_id = self.snapshot.content_id(path) or ""
+        raw = self.not_utf8[path][1] if path in self.not_utf8 else None
+        if raw is not None and raw.startswith(BOM.encode()):
+            raw = raw[len(BOM.encode()) :]  # as `text`, which the BOM check above stripped
         if self.cached is not None and content_id:
-            parsed = self.cached("lua", content_id, lambda: parse_lua(text, path))
+            parsed = self.cached("lua", content_id, lambda: parse_lua(text, path, raw))
         else:
-            parsed = parse_lua(text, path)
+            parsed = parse_lua(text, path, raw)
         assert isinstance(parsed, ParsedLua)
         if parsed.too_complex is not None:
             self.findings.append(
@@ -180,6 +199,13 @@ class PolicyLoader:
         model = builder.build()
         if mode_of is not None:
             model.mode = mode_of(model)
+        if model.mode == "policy" and self.entry in self.not_utf8:
+            self._unreadable(
+                self.entry,
+                f"{self.entry} {self.not_utf8[self.entry][0]}: kumod reads the policy entry file as "
+                "UTF-8 text and fails to load it (modules loaded by require may hold other bytes "
+                "in strings and comments); save it as UTF-8",
+            )
         self.findings.extend(model.load_findings)
         self._missing_modules(model)
         self._symlinks_outside()

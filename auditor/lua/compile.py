@@ -30,9 +30,25 @@ def _loader() -> Any:
     )
 
 
-def compile_lua(source: str, chunkname: str) -> LuaSyntaxError | None:
-    """None when Lua 5.4 compiles `source`; else the line and Lua's own message."""
-    err = _loader()(source, "=" + chunkname)
+@cache
+def _bytes_loader() -> Any:
+    """`_loader` for a source that is not UTF-8: Lua's message may quote its bytes, which are
+    written as Lua writes a stray byte (`<\\255>`) so that the message is text."""
+    from lupa import lua54
+
+    runtime = lua54.LuaRuntime(register_eval=False, register_builtins=False)
+    return runtime.eval(
+        "function(src, name) local f, err = load(src, name, 't', {}) "
+        "if err then err = err:gsub('[\\128-\\255]', function(c) "
+        "return string.format('<\\\\%d>', c:byte()) end) end return err end"
+    )
+
+
+def compile_lua(source: str | bytes, chunkname: str) -> LuaSyntaxError | None:
+    """None when Lua 5.4 compiles `source`; else the line and Lua's own message. `source` is
+    bytes for a file that is not UTF-8 (Lua's file loader reads bytes)."""
+    loader = _bytes_loader() if isinstance(source, bytes) else _loader()
+    err = loader(source, "=" + chunkname)
     if err is None:
         return None
     message = str(err).split("\nstack traceback:", 1)[0].strip()
