@@ -20,6 +20,25 @@ def test_text_output_and_exit_code(tmp_path: Path) -> None:
     assert "\033[" not in proc.stdout  # no colour when not a terminal
 
 
+def test_summary_says_when_no_file_could_be_audited(tmp_path: Path) -> None:
+    """An entry that cannot be read gives one finding and no audited file: the summary says so
+    instead of "1 finding in 0 files"; with one file audited it counts it."""
+    write_tree(tmp_path, {"init.lua": b"local a = 1\0\0binary"})
+    for fmt, line in (
+        ("text", "1 finding (1 error, 0 warnings, 0 infos); no file could be audited"),
+        ("markdown", "**1 finding** (1 error, 0 warnings, 0 infos); no file could be audited."),
+    ):
+        proc = run_cli("check", str(tmp_path), "--format", fmt)
+        assert proc.returncode == 1
+        assert line in proc.stdout.splitlines(), proc.stdout
+        assert " in 0 files" not in proc.stdout
+    summary = json.loads(run_cli("check", str(tmp_path), "--format", "json").stdout)["summary"]
+    assert summary["files"] == 0 and summary["findings"] == 1
+    write_tree(tmp_path, {"init.lua": "local a = 1\n"})
+    proc = run_cli("check", str(tmp_path), "--format", "markdown")
+    assert "**0 findings** (0 errors, 0 warnings, 0 infos) in 1 file." in proc.stdout
+
+
 def test_clean_policy_exits_zero(tmp_path: Path) -> None:
     write_tree(tmp_path, {"init.lua": "local kumo = require 'kumo'\n"})
     proc = run_cli("check", str(tmp_path))

@@ -75,11 +75,11 @@ def _counts(data: RenderInput, shown: list[Finding], suppressed: int) -> list[st
     rows.append(["suppressed", str(suppressed)])
     files = data.summary.get("files")
     parts = ", ".join(_plural(counts[s], s.value) for s in _ORDER)
-    where = f" in {_plural(files, 'file')}" if isinstance(files, int) else ""
+    from auditor.render.text import files_phrase, mode_label
+
+    where = files_phrase(files) if isinstance(files, int) else ""
     mode = data.extra.get("tool", {}).get("mode")
     if mode and mode != "policy":  # a module, a snippet or a data file audited on its own
-        from auditor.render.text import mode_label
-
         where += f" ({mode_label(mode)})"
     lines = [f"**{_plural(len(shown), 'finding')}** ({parts}){where}.", ""]
     return lines + _table(["Severity", "Count"], rows, ["---", "---:"])

@@ -102,10 +102,16 @@ def render(data: RenderInput, *, color: bool = False) -> str:
         lines.append("")
     mode = data.extra.get("tool", {}).get("mode")
     audited_as = f" ({mode_label(mode)})" if mode and mode != "policy" else ""
-    lines.append(
-        f"{verdict} ({', '.join(parts)}{tail}) in {files} file{'s' if files != 1 else ''}{audited_as}"
-    )
+    lines.append(f"{verdict} ({', '.join(parts)}{tail}){files_phrase(files)}{audited_as}")
     return "\n".join(lines) + "\n"
+
+
+def files_phrase(files: int) -> str:
+    """How many files the findings come from; none when not one file could be read or parsed
+    (the findings then say why: an unreadable entry, a size limit, a syntax error)."""
+    if files == 0:
+        return "; no file could be audited"
+    return f" in {files} file{'s' if files != 1 else ''}"
 
 
 MODE_LABELS = {
