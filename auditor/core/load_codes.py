@@ -33,9 +33,12 @@ UNREADABLE_FILE = stage_code(
     "error",
     "A file that is binary, not UTF-8, too large, outside the tree or cannot be read",
     doc="""
-kumod reads policy files as UTF-8 text. A binary file, invalid UTF-8, a file that cannot be read, or a
-symlink that leaves the policy tree cannot be audited, and usually cannot be loaded by KumoMTA either.
-Files over the size limit (5 MB by default, `size_limit` in the configuration) are not parsed.
+kumod reads the policy entry file and the helpers' data files as UTF-8 text. A binary file, invalid
+UTF-8 there, a file that cannot be read, or a symlink that leaves the policy tree cannot be audited, and
+usually cannot be loaded by KumoMTA either. Files over the size limit (5 MB by default, `size_limit` in
+the configuration) are not parsed. Modules loaded by `require` are read by Lua as bytes, so strings and
+comments in another encoding (a Latin-1 comment) are valid there and are audited, not reported; an
+entry file that is not UTF-8 is reported and its content still audited.
 """,
     bad="init.lua saved as UTF-16, or policy/shared.lua -> /home/alice/shared.lua (a symlink out of the tree)",
     good="init.lua saved as UTF-8; shared modules committed inside the policy repository",
