@@ -197,7 +197,8 @@ def lua_chunk(draw: st.DrawFn) -> str:
                 st.sampled_from(("end", "(", "]]", "'", "=", "local", "\0", "\x1b", "\ufeff"))
             )
             source = source[:position] + junk + source[position:]
-    return source
+    # Lua ends a line at LF, CR, CR LF or LF CR; string literals never hold a raw line break here
+    return source.replace("\n", draw(st.sampled_from(("\n", "\r\n", "\r", "\n\r"))))
 
 
 # ----- data files ------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import audit, codes_at, run_cli, write_tree
 
 GOOD_MODULE = "local M = {}\nfunction M.f() return 1 end\nreturn M\n"
@@ -203,3 +205,36 @@ def test_unwritable_output_is_a_one_line_error(tmp_path: Path) -> None:
         "check", str(tmp_path), "--format", "json", "--output", str(tmp_path / "blocker" / "x.json")
     )
     assert_one_line_error(proc, "cannot write")
+
+
+LINE_ENDINGS_POLICY = (
+    "local kumo = require 'kumo'\n"
+    "-- the listener for injectors\n"
+    "kumo.on('init', function()\n"
+    "  kumo.start_esmtp_listener { listen = '0.0.0.0:25', relay_hosts = { '0.0.0.0/0' } }\n"
+    "end)\n"
+    "local smtp_auth_plain_password = 'tiger-2024-x'\n"
+)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r", "\n\r"], ids=["lf", "crlf", "cr", "lfcr"])
+def test_findings_are_on_the_lines_lua_counts_whatever_the_line_endings(
+    tmp_path: Path, newline: str
+) -> None:
+    """Lua ends a line at LF, CR, CR LF or LF CR (one break each); tree-sitter counts LF only.
+    A file saved with bare CRs, or a listener hidden after a comment that ends at a CR, must still
+    be audited at the lines kumod's Lua reports."""
+    (tmp_path / "init.lua").write_bytes(LINE_ENDINGS_POLICY.replace("\n", newline).encode())
+    findings = audit(tmp_path).findings
+    assert codes_at(findings) == [("D101", 4, 3), ("S101", 4, 70), ("S106", 6, 34)]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r", "\r\n"], ids=["lf", "cr", "crlf"])
+def test_syntax_error_after_bare_carriage_returns_is_on_lua_line(
+    tmp_path: Path, newline: str
+) -> None:
+    text = "local kumo = require 'kumo'\n--[==[ note\n]==]\nlocal s = [[a\nb]]\nlocal y = = 1\n"
+    (tmp_path / "init.lua").write_bytes(text.replace("\n", newline).encode())
+    findings = audit(tmp_path).findings
+    assert codes_at(findings) == [("E101", 6, 11)]
+    assert "unexpected symbol near '='" in findings[0].message

@@ -55,6 +55,13 @@ def lua_refuses(source: str) -> bool:
     return _lua54()(source) is not None
 
 
+def lua_error_line(source: str) -> int | None:
+    """The line of Lua 5.4's own compile error, when its message names one."""
+    error = _lua54()(source)
+    head = str(error).split(":", 2) if error is not None else []
+    return int(head[1]) if len(head) == 3 and head[1].isdigit() else None
+
+
 def audited(files: dict[str, str]):  # type: ignore[no-untyped-def]
     with TemporaryDirectory(prefix="kumo-audit-fuzz-") as tmp:
         root = Path(tmp)
@@ -71,12 +78,14 @@ def audited(files: dict[str, str]):  # type: ignore[no-untyped-def]
 def test_any_lua_is_audited_and_e101_matches_lua54(source: str) -> None:
     if "\0" in source or source.startswith("\ufeff"):
         # NUL makes the file binary (E102); a BOM at the start is E101 with its own explanation
-        result = audited({"init.lua": source})
+        result = audited({"init.lua": source.encode()})
         assert {f.code for f in result.findings if f.path == "init.lua"} & {"E101", "E102"}
         return
-    result = audited({"init.lua": source})
+    result = audited({"init.lua": source.encode()})  # as generated: no dedent, any line endings
     e101 = [f for f in result.findings if f.code == "E101" and f.path == "init.lua"]
     assert bool(e101) == lua_refuses(source), (e101, source)
+    if e101 and (line := lua_error_line(source)) is not None:
+        assert e101[0].span.line == line, (e101, source)
     for finding in result.findings:
         assert finding.span.line >= 1 and finding.span.column >= 1
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import field
 
 from auditor.core.findings import Finding, Severity, Span
+from auditor.core.lazyre import lazy
 from auditor.core.load_codes import LUA_SYNTAX_ERROR, MISSING_FILE, UNREADABLE_FILE
 from auditor.core.record import dataclass
 from auditor.kumo.api import KumoApi
@@ -46,6 +47,20 @@ class LoadResult:
 
 
 BOM = "\ufeff"
+_LUA_LINE_BREAK = lazy(r"\r\n?|\n\r")
+
+
+def lua_newlines(text: str) -> str:
+    """`text` with each of Lua's line breaks written as "\\n".
+
+    Lua's lexer ends a line at "\\n", "\\r", "\\r\\n" or "\\n\\r" (llex.c, inclinenumber), while
+    tree-sitter counts "\\n" only: in a file saved with bare carriage returns, every position after
+    the first one would be on the wrong line. Lua reads the result exactly as the original (it
+    writes a line break inside a long string as "\\n" too), so compiling and parsing it agree with
+    kumod, and every finding is on the line Lua (and an editor) shows."""
+    if "\r" not in text:
+        return text
+    return _LUA_LINE_BREAK.sub("\n", text)
 
 
 class NotUtf8(FileProblem):
@@ -131,6 +146,7 @@ class PolicyLoader:
             except NotUtf8 as problem:
                 self.not_utf8[path] = (problem.reason, data)
                 text = data.decode("utf-8", errors="replace")
+            text = lua_newlines(text)
         except FileNotFoundError:
             return None
         except FileProblem as problem:
