@@ -94,3 +94,17 @@ def test_change_to_an_undiscovered_second_policy_refuses(tmp_path: Path) -> None
     line = refused(run_cli("hook", "pre-commit", cwd=r.path))
     assert "kumo-audit.policy" in line and "in b," in line
     assert run_cli("hook", "pre-commit", "--policy", "b", cwd=r.path).returncode == 1
+
+
+@pytest.mark.parametrize("removed", ["policy/init.lua", "policy"], ids=["entry", "directory"])
+def test_deleting_the_policy_entry_refuses(repo: Repo, removed: str) -> None:
+    """Without its init.lua the index holds no policy to audit: the gate does not audit what is left
+    file by file and let the deletion through; it refuses, naming what the commit deletes."""
+    repo.git("rm", "-r", "-q", removed)
+    line = refused(run_cli("hook", "pre-commit", cwd=repo.path))
+    assert "deletes the policy entry policy/init.lua" in line
+    install(repo)
+    proc = commit(repo)
+    assert proc.returncode != 0 and "deletes the policy entry" in proc.stderr
+    assert repo.git("log", "--format=%s", "-1") == "initial policy"
+    assert commit(repo, "--no-verify").returncode == 0

@@ -15,9 +15,9 @@ of the index holding one of the entry candidates (`init.lua`, `policy/init.lua`,
 ...) — the repository root when the policy is at the top.
 
 The gate fails closed: a named policy directory that is not in the index, a configuration it cannot
-read, an index it cannot read, or a staged change to a second policy it was not told to guard ends
-the hook with exit 2 and one line, unless the staged change touches no policy file (`.lua`, `.toml`,
-`.json`) at all.
+read, an index it cannot read, a staged change to a second policy it was not told to guard, or one
+that deletes the policy entry ends the hook with exit 2 and one line, unless the staged change touches
+no policy file (`.lua`, `.toml`, `.json`) at all.
 """
 
 from __future__ import annotations
@@ -304,6 +304,14 @@ def staged_alone(args: argparse.Namespace) -> int | None:
     if args.entry or args.policy or any(p.rsplit("/", 1)[-1] == "init.lua" for p in paths):
         return None
     changed = staged_changes(repo, head_commit(repo))
+    present = set(paths)
+    deleted = [p for p in changed if p not in present and p.rsplit("/", 1)[-1] == "init.lua"]
+    if deleted:  # the policy the gate guarded goes away: nothing is left to audit it as
+        raise AuditError(
+            f"the staged change deletes the policy entry {deleted[0]}: kumod would have no policy "
+            "to load (it exits at start, and a running kumod fails every new Lua context); restore "
+            "it, or commit with --no-verify if the policy is meant to go"
+        )
     files = [p for p in changed if p in paths and p.endswith((".lua", ".toml", ".json"))]
     shown = []
     with open_snapshot(repo, "INDEX", None) as snapshot:
