@@ -228,6 +228,68 @@ def test_incremental_verify_checks_only_what_was_added(tmp_path: Path) -> None:
     assert proc.returncode == 1
 
 
+def test_a_branch_reset_past_what_this_clone_verified_is_reported(tmp_path: Path) -> None:
+    """Removing the newest entries by moving the branch back leaves chains that still verify on
+    their own: the last verified commit, which the branch no longer holds, is what tells."""
+    repo = make_repo(tmp_path / "repo")
+    store = GitStore(repo)
+    for i in range(3):
+        record(store, EntryDraft(decision="note", why=f"n{i}", decided_at=at(i)), now=at(i))
+    verified = store.head()
+    assert verified is not None and verify_store(store).ok
+    store.move_ref(git(repo, "rev-parse", "kumo-runbook~2"), verified)
+    for full in (False, True):  # --full re-reads the entries, not what was verified before
+        report = verify_store(store, full=full)
+        assert [(p.kind, p.name) for p in report.problems] == [("history", "kumo-runbook")]
+        detail = report.problems[0].detail
+        assert f"no longer holds commit {verified[:12]}" in detail and "3 entries" in detail
+    proc = cli("runbook", "verify", cwd=repo)
+    assert proc.returncode == 1 and "--accept-rewrite" in proc.stdout
+    # Accepted once, the branch as it is becomes what later verifies hold to.
+    assert cli("runbook", "verify", "--accept-rewrite", cwd=repo).returncode == 0
+    assert verify_store(store).ok
+    # New entries on top (a descendant of the verified commit) are no rewrite.
+    record(store, EntryDraft(decision="note", why="n3", decided_at=at(3)), now=at(3))
+    assert verify_store(store).ok
+
+
+def test_a_deleted_runbook_branch_is_reported_once_it_was_verified(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    store = GitStore(repo)
+    fresh = verify_store(store)  # nothing recorded yet: nothing to hold to, and it says why
+    assert fresh.ok and fresh.entries == 0
+    assert any("kumo-runbook does not exist" in note for note in fresh.notes)
+    for i in range(2):
+        record(store, EntryDraft(decision="note", why=f"n{i}", decided_at=at(i)), now=at(i))
+    assert verify_store(store).ok
+    git(repo, "update-ref", "-d", "refs/heads/kumo-runbook")
+    proc = cli("runbook", "verify", cwd=repo)
+    assert proc.returncode == 1
+    assert "history: kumo-runbook: the branch is gone" in proc.stdout and "2 entries" in proc.stdout
+    assert cli("runbook", "verify", "--accept-rewrite", cwd=repo).returncode == 0
+    assert cli("runbook", "verify", cwd=repo).returncode == 0
+
+
+def test_a_union_merge_of_another_writers_entries_is_no_rewrite(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    store = GitStore(repo)
+    record(store, EntryDraft(decision="note", why="ours", decided_at=at(1)), now=at(1))
+    assert verify_store(store).ok
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "-b", "kumo-runbook", str(repo), str(clone))
+    theirs = record(
+        GitStore(clone), EntryDraft(decision="note", why="theirs", decided_at=at(2)), now=at(2)
+    )
+    record(store, EntryDraft(decision="note", why="ours again", decided_at=at(3)), now=at(3))
+    git(repo, "fetch", "-q", str(clone), "kumo-runbook:refs/remotes/peer/kumo-runbook")
+    from auditor.runbook.sync import integrate
+
+    assert integrate(store, git(repo, "rev-parse", "refs/remotes/peer/kumo-runbook")) == "merged"
+    report = verify_store(store)
+    assert report.ok, report.problems
+    assert theirs.file_name() in store.state().names
+
+
 def test_incremental_verify_cli(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     for i in range(2):
@@ -604,14 +666,19 @@ def test_verified_state_is_kept_and_reused_only_when_it_applies(tmp_path: Path) 
     assert not strict.incremental and [p.kind for p in strict.problems] == ["unsigned"] * 2
     # ... and a failed verify keeps no state.
     assert state.read_bytes() == kept
-    # A branch reset behind the verified commit: the state is not used.
+    # A branch reset behind the verified commit: the state is not used for the entries, and the
+    # reset itself is reported (entries were removed) until it is accepted.
     head = store.head()
     record(store, EntryDraft(decision="note", why="n2", decided_at=at(2)), now=at(2))
     verify_store(store)
     store.move_ref(head, store.head())  # type: ignore[arg-type]
     record(store, EntryDraft(decision="note", why="n3", decided_at=at(3)), now=at(3))
     after_reset = verify_store(store)
-    assert after_reset.ok and not after_reset.incremental and after_reset.checked == 3
+    assert not after_reset.incremental and after_reset.checked == 3
+    assert [(p.kind, p.name) for p in after_reset.problems] == [("history", "kumo-runbook")]
+    accepted = verify_store(store, accept_rewrite=True)
+    assert accepted.ok and not accepted.incremental and accepted.checked == 3
+    assert verify_store(store).incremental
 
 
 def test_entries_written_elsewhere_are_remembered_once_checked(tmp_path: Path) -> None:

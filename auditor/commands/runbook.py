@@ -116,6 +116,12 @@ def register(subparsers: Any) -> None:
     )
     ver.add_argument("--require-signed", action="store_true", help="an unsigned entry is a problem")
     ver.add_argument(
+        "--accept-rewrite",
+        action="store_true",
+        help="accept, once, that the branch no longer holds what this clone verified last (a "
+        "runbook restarted on purpose)",
+    )
+    ver.add_argument(
         "--expect-checkpoint",
         action="append",
         default=[],
@@ -403,6 +409,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         full=args.full,
         repo=repo,
         expect_checkpoints=tuple(args.expect_checkpoint),
+        accept_rewrite=args.accept_rewrite,
     )
     if args.format == "json":
         _print_json(report.as_dict())

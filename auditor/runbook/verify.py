@@ -156,15 +156,24 @@ def verify_store(
     full: bool = False,
     repo: Path | None = None,
     expect_checkpoints: tuple[str, ...] = (),
+    accept_rewrite: bool = False,
 ) -> VerifyReport:
     """Verify `store`. `allowed` is the allowed signers ("auto": the configured or committed file of
-    `repo`, or of the store's repository); `full` ignores the last verified state."""
+    `repo`, or of the store's repository); `full` ignores the last verified state for the entries.
+    Whatever `full` says, a Git branch must still hold the last commit this clone verified, unless
+    `accept_rewrite` (a deliberate restart of the runbook)."""
     if allowed == "auto":
         allowed = load_allowed_signers(
             repo or (store.repo if isinstance(store, GitStore) else None)
         )
     state = store.state()
     report = VerifyReport(entries=len(state.names))
+    if isinstance(store, GitStore) and state.token is None:
+        report.notes.append(
+            f"branch {store.branch} does not exist in {store.repo}: there are no entries to verify "
+            f"(fetch it first if the runbook is kept on a remote: git fetch REMOTE "
+            f"{store.branch}:{store.branch})"
+        )
     report.allowed_signers = allowed.source if allowed is not None else None
     policy = _policy(allowed, require_signed)
     cache = _Cache(store) if isinstance(store, GitStore) else None
@@ -197,6 +206,8 @@ def verify_store(
     _check_signatures(facts, report, require_signed, allowed is not None)
     _check_chains(facts, report)
     _check_checkpoints(facts, report, expect_checkpoints)
+    if isinstance(store, GitStore) and cache is not None and not accept_rewrite:
+        _check_not_rewound(store, state, cache.last_verified(), report)
     if isinstance(store, GitStore) and state.token:
         _check_history(store, state.token, report, since)
     report.problems.sort(key=lambda p: (p.name, p.kind, p.detail))
@@ -206,6 +217,8 @@ def verify_store(
         unchanged = report.incremental and not new_names and since == state.token
         if report.ok and state.token and not unchanged:
             cache.save_state(policy, state, facts)
+        elif report.ok and state.token is None and accept_rewrite:
+            cache.forget_state()  # the branch is gone on purpose: nothing verified to hold to
     return report
 
 
@@ -515,6 +528,31 @@ def _check_history(
             )
 
 
+def _check_not_rewound(
+    store: GitStore, state: StoreState, verified: tuple[str, int] | None, report: VerifyReport
+) -> None:
+    """Entries are only ever added: a branch that no longer holds the commit this clone verified
+    last was reset, rewritten or deleted, which removes entries without touching the ones left (so
+    the hash chains alone still verify). Checkpoints kept elsewhere prove the same to anyone."""
+    if verified is None:
+        return
+    commit, entries = verified
+    if state.token is not None and (
+        commit == state.token or is_ancestor(store.repo, commit, state.token)
+    ):
+        return
+    where = "is gone" if state.token is None else f"no longer holds commit {commit[:12]}"
+    report.problems.append(
+        Problem(
+            "history",
+            store.branch,
+            f"the branch {where}; this clone verified it last at commit {commit[:12]} with "
+            f"{entries} entries: entries were removed or the branch was rewritten (if the runbook "
+            "was restarted on purpose, verify once with --accept-rewrite)",
+        )
+    )
+
+
 # --- the verified state --------------------------------------------------------------------------
 
 
@@ -571,19 +609,24 @@ class _Cache:
         self.state_path = store.private / "verified.json"
         self.rendered_path = store.private / "rendered.txt"
 
-    def load_state(self, policy: dict[str, Any]) -> dict[str, Any] | None:
+    def _sealed(self) -> dict[str, Any] | None:
+        """The saved state, or None when there is none or it is damaged or edited."""
         try:
             header, _, payload = self.state_path.read_bytes().partition(b"\n")
         except OSError:
             return None
         if header != b"kumo-audit-verified " + hashlib.sha256(payload).hexdigest().encode():
-            return None  # damaged or edited: verify everything again
+            return None
         try:
             data = json.loads(payload)
         except ValueError:
             return None
-        if not isinstance(data, dict):
-            return None
+        return data if isinstance(data, dict) else None
+
+    def load_state(self, policy: dict[str, Any]) -> dict[str, Any] | None:
+        data = self._sealed()
+        if data is None:
+            return None  # none, damaged or edited: verify everything again
         kept = data.get("policy")
         if not isinstance(kept, dict):
             return None
@@ -599,6 +642,18 @@ class _Cache:
         ):
             return None
         return data
+
+    def last_verified(self) -> tuple[str, int] | None:
+        """(commit, entries) of the last verified state, whatever policy it was verified under."""
+        data = self._sealed() or {}
+        commit, blobs = data.get("commit"), data.get("blobs")
+        if not isinstance(commit, str) or not isinstance(blobs, dict):
+            return None
+        return commit, len(blobs)
+
+    def forget_state(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.state_path.unlink()
 
     def save_state(
         self, policy: dict[str, Any], state: StoreState, facts: dict[str, Facts]
