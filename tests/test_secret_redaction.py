@@ -159,3 +159,78 @@ def test_same_secret_same_digest_different_secret_different_digest(repo: Path) -
     assert change["before"] == web
     assert change["after"].startswith("<redacted ") and change["after"] != web
     assert "another-Pw-value" not in json.dumps(third)
+
+
+TEXT_SECRETS = {
+    "commit-aws-key": "AKIAQ7TESTKEYID12345",
+    "commit-assignment": "Cm5commitPassword",
+    "why-token": "ghp_" + "Wy7" * 12,
+    "why-quoted": "Qw 9 quoted pass",
+    "summary-vault": "hvs.SummaryVaultToken0123456",
+    "link-url-password": "Lk3urlPassword",
+    "rollback-password": "Rb8rollbackPw",
+}
+
+
+def text_leaks(data: str | bytes) -> list[str]:
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "replace")
+    return [name for name, value in TEXT_SECRETS.items() if value.encode() in raw]
+
+
+def runbook_objects_leak(repo: Path) -> list[str]:
+    found = []
+    for line in git(repo, "rev-list", "--objects", "kumo-runbook").split("\n"):
+        body = subprocess.run(
+            ["git", "-C", str(repo), "cat-file", "-p", line.split(" ", 1)[0]],
+            capture_output=True,
+            check=True,
+        ).stdout
+        found += text_leaks(body)
+    return found
+
+
+def test_secrets_in_free_text_never_reach_the_runbook_or_the_ci_listing(repo: Path) -> None:
+    """A reason, a summary, a link, a rollback command or a commit message is free text: a secret
+    pasted there is recorded as a marker, the rest of the text (and its tickets) as written."""
+    s = TEXT_SECRETS
+    git(repo, "add", "-A")
+    git(
+        repo,
+        "commit",
+        "-q",
+        "-m",
+        f"Proxy credentials OPS-9 with key {s['commit-aws-key']}",
+        "-m",
+        f"temporary: db_password={s['commit-assignment']}.",
+    )
+    outputs: dict[str, str] = {}
+    each = run_cli("ci", "--base", "main", "--each-commit", "--record", cwd=repo)
+    assert each.returncode in (0, 1), each.stderr
+    outputs["ci --each-commit"] = each.stdout + each.stderr
+    assert "Proxy credentials OPS-9 with key <redacted " in each.stderr
+    manual = run_cli(
+        "runbook", "record", "--decision", "waived",
+        "--why", f"used token {s['why-token']} for now; password: \"{s['why-quoted']}\" (OPS-10)",
+        "--summary", f"waived until vault_token {s['summary-vault']} is rotated",
+        "--link", f"https://ops:{s['link-url-password']}@wiki.example.net/runbook",
+        "--rollback-command", f"kumo-admin restore --password={s['rollback-password']}",
+        "--base", "main", "--head", "HEAD",
+        cwd=repo,
+    )  # fmt: skip
+    assert manual.returncode == 0, manual.stderr
+    assert "secret value(s) in the entry's text" in manual.stderr
+    outputs["record"] = manual.stdout + manual.stderr
+    for fmt in ("text", "json"):
+        outputs[f"history {fmt}"] = run_cli("runbook", "history", "--format", fmt, cwd=repo).stdout
+    entries = json.loads(outputs["history json"])
+    for entry in entries:
+        outputs[entry["id"]] = run_cli("runbook", "show", entry["id"], cwd=repo).stdout
+    leaked = {name: text_leaks(text) for name, text in outputs.items() if text_leaks(text)}
+    assert not leaked, json.dumps(leaked, indent=1)
+    assert runbook_objects_leak(repo) == []
+    # What is left says what happened: the text around each marker, and the tickets.
+    waived = next(e for e in entries if e["decision"] == "waived")
+    shown = outputs[waived["id"]]
+    assert "used token <redacted " in shown and "(OPS-10)" in shown
+    assert "https://ops:<redacted " in shown and "--password=<redacted " in shown
+    assert {"OPS-9", "OPS-10"} <= set(waived["why"]["tickets"])

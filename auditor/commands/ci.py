@@ -124,6 +124,8 @@ def each_commit(  # type: ignore[no-untyped-def]
     A commit's verdict depends only on the two trees, the configuration and the tool, so it is cached
     under those: a second run over the same history parses and audits nothing again.
     """
+    from auditor.core.secrets import Redactor, repository_salt, secrets_in_text
+    from auditor.render.text import printable
     from auditor.source.git import run_git
 
     if not commits:
@@ -132,6 +134,9 @@ def each_commit(  # type: ignore[no-untyped-def]
     subjects = dict(
         line.split("\0", 1) for line in log.decode(errors="replace").splitlines() if "\0" in line
     )
+    if any(secrets_in_text(subject) for subject in subjects.values()):
+        redactor = Redactor(lambda: repository_salt(where.repo))
+        subjects = {c: redactor.text(s, secrets_in_text(s)) for c, s in subjects.items()}
     trees = _trees(where, [base, *commits])
     cache = verdict_cache(where.repo)
     options = _options_key(args)
@@ -158,7 +163,8 @@ def each_commit(  # type: ignore[no-untyped-def]
             sys.stderr.write("\r" + " " * 50 + "\r")
         impact, introduced, resolved = verdict  # type: ignore[misc]
         sys.stderr.write(
-            f"{commit[:10]} {impact:<12} +{introduced} -{resolved}  {subjects.get(commit, '')}\n"
+            f"{commit[:10]} {impact:<12} +{introduced} -{resolved}  "
+            f"{printable(subjects.get(commit, ''))}\n"
         )
         parent = commit
 

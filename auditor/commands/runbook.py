@@ -190,7 +190,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from auditor.runbook import gitinfo
     from auditor.runbook.identity import split_name_email
     from auditor.runbook.model import Approval, Link, Rollback
-    from auditor.runbook.record import EntryDraft, record
+    from auditor.runbook.record import EntryDraft, record, secrets_in_draft
 
     store = _store(args)
     needs_git = bool(args.base or args.head or args.rollback_to)
@@ -238,7 +238,14 @@ def cmd_record(args: argparse.Namespace) -> int:
         actor_kind=args.actor_kind,
     )
     key = False if args.no_sign else (args.signing_key or None)
+    hidden = secrets_in_draft(draft)
     entry = record(store, draft, repo=repo, signing_key=key)
+    if hidden:
+        print(
+            f"kumo-audit: {len(hidden)} secret value(s) in the entry's text (--why, --summary, "
+            "--link, commit messages) were recorded as markers, never as written",
+            file=sys.stderr,
+        )
     if args.format == "json":
         _print_json(entry.record())
     else:

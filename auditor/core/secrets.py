@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from auditor.core.lazyre import lazy
+
 SALT_ENV = "KUMO_AUDIT_SECRET_SALT"
 FIXED_SALT = b"kumo-audit secret digest v1"
 
@@ -112,6 +114,52 @@ def secret_reason(key: object, value: object) -> str | None:
     if secret_name(key) and not path_like(value):
         return "written inline"
     return None
+
+
+# Secrets in free text (a decision's why, a commit message): formats that are secrets by their
+# shape, a URL's password, and `name = value` where the name is a secret's name.
+_TEXT_PEM = lazy(
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
+    r"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)"
+)
+_TEXT_URL_PASSWORD = lazy(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:([^/@\s]+)@")
+_TEXT_TOKENS = lazy(
+    r"\b(?:"
+    r"(?:AKIA|ASIA)[0-9A-Z]{16}"  # AWS access key id
+    r"|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}"  # GitHub tokens
+    r"|xox[abprs]-[A-Za-z0-9-]{10,}"  # Slack tokens
+    r"|AIza[0-9A-Za-z_-]{35}"  # Google API key
+    r"|[sr]k_(?:live|test)_[0-9A-Za-z]{16,}"  # Stripe keys
+    r"|hv[sb]\.[A-Za-z0-9_-]{20,}"  # HashiCorp Vault tokens
+    r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"  # JSON Web Token
+    r")(?![A-Za-z0-9_-])"
+)
+# A name and its separator only: the value is read after it, so a name inside another name's value
+# (`reason: password=...`) is found too.
+_TEXT_NAME = lazy(r"([A-Za-z][A-Za-z0-9_.-]*)[ \t]*[:=][ \t]*")
+_TEXT_VALUE = lazy(r"\"([^\"\n]*)\"|'([^'\n]*)'|([^\s,;'\"]+)")
+_TRAILING = ".,;:!?)]}>"
+
+
+def secrets_in_text(text: str | None) -> set[str]:
+    """Every secret in free text: by shape (private key material, known token formats, a URL's
+    password) or written after a secret's name (`password=...`, `api_key: '...'`)."""
+    if not text:
+        return set()
+    found = {m.group(0) for m in _TEXT_PEM.finditer(text)}
+    found.update(m.group(1) for m in _TEXT_URL_PASSWORD.finditer(text))
+    found.update(m.group(0) for m in _TEXT_TOKENS.finditer(text))
+    for name in _TEXT_NAME.finditer(text):
+        if not _secret_name(name.group(1)) or text.startswith(MARKER_PREFIX, name.end()):
+            continue
+        match = _TEXT_VALUE.match(text, name.end())
+        if match is None:
+            continue
+        quoted = match.group(1) if match.group(1) is not None else match.group(2)
+        value = quoted if quoted is not None else match.group(3).rstrip(_TRAILING)
+        if len(value) >= 4 and not path_like(value) and not is_marker(value):
+            found.add(value)
+    return found
 
 
 def is_marker(value: object) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -128,6 +128,7 @@ def record_many(
         return []
     if repo is None and isinstance(store, GitStore):
         repo = store.repo
+    drafts = [_free_of_secrets(draft, repo) for draft in drafts]
     key = signing_key_for(store, repo, signing_key)
     if key is None and any(d.checkpoint for d in drafts):
         raise AuditError(
@@ -394,6 +395,59 @@ def _summary(draft: EntryDraft) -> str:
             return " ".join(text.split())[:200]
     head = draft.change.head if draft.change and draft.change.head else None
     return f"{draft.decision} {head[:12]}" if head else draft.decision
+
+
+def _draft_texts(draft: EntryDraft) -> list[str]:
+    texts = [draft.summary or "", draft.why or ""]
+    texts += [f"{c.subject}\n{c.body}" for c in draft.commits]
+    texts += [f"{link.title}\n{link.url}" for link in draft.links]
+    if draft.rollback is not None and draft.rollback.command:
+        texts.append(draft.rollback.command)
+    return texts
+
+
+def secrets_in_draft(draft: EntryDraft) -> set[str]:
+    """The secrets in a draft's free text: what `record` replaces by markers."""
+    from auditor.core.secrets import secrets_in_text
+
+    return set().union(*(secrets_in_text(text) for text in _draft_texts(draft)))
+
+
+def _free_of_secrets(draft: EntryDraft, repo: Path | None) -> EntryDraft:
+    """`draft` with every secret in its free text (summary, why, commit messages, links, the
+    rollback command) replaced by a marker with a salted digest: an entry can never be removed, so
+    a password pasted into a reason or a commit message must not reach it. Tickets are read from
+    the text as it was."""
+    from auditor.core.secrets import Redactor, repository_salt
+
+    found = secrets_in_draft(draft)
+    if not found:
+        return draft
+    redactor = Redactor(lambda: repository_salt(repo))
+
+    def clean(text: str) -> str:
+        return redactor.text(text, found) if text else text
+
+    texts = [draft.why or ""] + [f"{c.subject}\n{c.body}" for c in draft.commits]
+    tickets = list(dict.fromkeys([*draft.tickets, *tickets_in(texts, draft.ticket_pattern)]))
+    rollback = draft.rollback
+    if rollback is not None and rollback.command:
+        rollback = rollback.model_copy(update={"command": clean(rollback.command)})
+    return replace(
+        draft,
+        summary=clean(draft.summary) if draft.summary else draft.summary,
+        why=clean(draft.why) if draft.why else draft.why,
+        commits=[
+            c.model_copy(update={"subject": clean(c.subject), "body": clean(c.body)})
+            for c in draft.commits
+        ],
+        links=[
+            link.model_copy(update={"title": clean(link.title), "url": clean(link.url)})
+            for link in draft.links
+        ],
+        rollback=rollback,
+        tickets=tickets,
+    )
 
 
 def _why(draft: EntryDraft) -> Why:
