@@ -234,3 +234,35 @@ def test_secrets_in_free_text_never_reach_the_runbook_or_the_ci_listing(repo: Pa
     assert "used token <redacted " in shown and "(OPS-10)" in shown
     assert "https://ops:<redacted " in shown and "--password=<redacted " in shown
     assert {"OPS-9", "OPS-10"} <= set(waived["why"]["tickets"])
+
+
+def test_secrets_shown_by_changed_code_or_values_are_redacted_in_the_change(repo: Path) -> None:
+    """A statement or a data value quoted by the change set may show a secret that no key name
+    marks: a token, or `name=value` inside a string. It reaches no output and no entry."""
+    planted = {"lua": "Zq8inStringPw", "token": "AKIAQ7TESTKEYID99999", "toml": "Zq6tomlValuePw"}
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "Proxy credentials")
+    with (repo / "init.lua").open("a") as f:
+        f.write(f"local note = 'smtp_auth_plain_password={planted['lua']}'\n")
+        f.write(f"local id = '{planted['token']}'\n")
+    with (repo / "shaping.toml").open("a") as f:
+        f.write(f'\n["doc.example.net"]\nsmtp_auth_plain_username = "password={planted["toml"]}"\n')
+    git(repo, "commit", "-q", "-am", "Notes")
+    outputs = {}
+    for fmt in ("text", "json", "markdown"):
+        proc = run_cli("ci", "--base", "main", "--format", fmt, cwd=repo)
+        assert proc.returncode in (0, 1), proc.stderr
+        outputs[fmt] = proc.stdout + proc.stderr
+    recorded = run_cli("ci", "--base", "main", "--record", cwd=repo)
+    assert recorded.returncode in (0, 1), recorded.stderr
+    assert "statement `local note = 'smtp_auth_plain_password=<redacted " in outputs["json"]
+    assert "smtp_auth_plain_username" in outputs["json"]  # the data value change is shown
+    for name, text in outputs.items():
+        assert not [k for k, v in planted.items() if v in text], name
+    for line in git(repo, "rev-list", "--objects", "kumo-runbook").split("\n"):
+        body = subprocess.run(
+            ["git", "-C", str(repo), "cat-file", "-p", line.split(" ", 1)[0]],
+            capture_output=True,
+            check=True,
+        ).stdout
+        assert not [k for k, v in planted.items() if v.encode() in body], line

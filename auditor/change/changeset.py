@@ -23,7 +23,7 @@ from auditor.core.impacts import (
     Element,
     strongest,
 )
-from auditor.core.secrets import Redactor, is_marker, repository_salt
+from auditor.core.secrets import Redactor, is_marker, repository_salt, secrets_in_text
 from auditor.data.locate import render_path
 from auditor.kumo.model import FILE, DataRef, PolicyModel
 from auditor.kumo.monitor import MonitorGlobs, monitor_globs
@@ -202,7 +202,8 @@ class Scrubber:
 
     Values are redacted by key name and shape; then every secret value found in either state (as
     rule S106 finds them, including literals an auth handler compares with) is replaced wherever it
-    occurs in a label, a reason or a value, so no renderer or runbook entry can show one."""
+    occurs in a label, a reason or a value, and so is a secret that the text itself shows (a token,
+    `password=...` inside a string), so no renderer or runbook entry can show one."""
 
     def __init__(self, base: AuditResult | None, head: AuditResult) -> None:
         from auditor.rules.security import secret_values
@@ -220,6 +221,9 @@ class Scrubber:
         self.quoted = {f"{q}{v}{q}" for v in found if 0 < len(v) < 4 for q in "'\""}
 
     def text(self, text: str) -> str:
+        in_text = secrets_in_text(text)  # a token or `password=...` inside a string or a comment
+        if in_text:
+            text = self.redactor.text(text, in_text)
         if not self.found:
             return text
         text = self.redactor.text(text, self.long)
