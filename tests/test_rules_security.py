@@ -1202,6 +1202,31 @@ def test_s101_never_quotes_a_computed_element_that_may_hold_a_secret(tmp_path: P
     assert "9f8e7d6c5b4a" not in finding.message and "lookup" not in finding.message
 
 
+def test_s101_never_quotes_a_computed_element_showing_a_token(tmp_path: Path) -> None:
+    """No secret word in sight, but the code itself shows a secret's shape (an access key id)."""
+    listener = (
+        "kumo.start_esmtp_listener { listen = '0.0.0.0:25', relay_hosts = "
+        "{ lookup('AKIAQ7TESTKEYID12345') } }\n"
+    )
+    write_tree(
+        tmp_path, {"init.lua": SPOOLS + "kumo.on('init', function()\n" + listener + "end)\n"}
+    )
+    (finding,) = [f for f in audit(tmp_path).findings if f.code == "S101"]
+    assert "AKIAQ7TESTKEYID12345" not in finding.message and "lookup" not in finding.message
+    assert "a value computed at run time" in finding.message
+    write_tree(
+        tmp_path,
+        {
+            "init.lua": SPOOLS
+            + "kumo.on('init', function()\n"
+            + listener.replace("AKIAQ7TESTKEYID12345", "relay-nets")
+            + "end)\n"
+        },
+    )
+    (finding,) = [f for f in audit(tmp_path).findings if f.code == "S101"]
+    assert "`lookup('relay-nets')`" in finding.message  # plain code is still quoted
+
+
 def test_s106_auth_comparison_with_a_local_declared_after_an_attributed_one(
     tmp_path: Path,
 ) -> None:

@@ -15,7 +15,7 @@ from tree_sitter import Node
 
 from auditor.core.findings import Finding, Severity, Span
 from auditor.core.record import dataclass
-from auditor.core.secrets import may_hold_secrets, secret_reason, secrets_in
+from auditor.core.secrets import may_hold_secrets, secret_reason, secrets_in, secrets_in_text
 from auditor.kumo.model import CallSite, Handler, PolicyModel
 from auditor.kumo.values import IPNetwork
 from auditor.lua.facts import FileFacts
@@ -103,7 +103,7 @@ def computed_origin(model: Any, module: str, item: Unknown) -> str:
     if item.env:
         return f"the environment variable {item.env}"
     text = written(model, module, item.span)
-    if text is None or may_hold_secrets(text):  # never quote code that may hold a secret
+    if text is None or may_hold_secrets(text) or secrets_in_text(text):  # never quote a secret
         return "a value computed at run time"
     return f"`{text}`, a value computed at run time"
 
