@@ -119,6 +119,36 @@ def test_secret_in_set_config_is_not_printed() -> None:
     assert "s3cret-pw" not in result.findings[0].message
 
 
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("{ key_data = 5 }", True),
+        ('{ key_data = "Zk5dataSecret" }', False),
+        ('{ vault_mount = 3, vault_path = "smtp/pw" }', True),
+        ('{ vault_mount = "secret", vault_path = ["smtp"] }', True),
+        ('{ vault_mount = "secret", vault_path = "smtp/pw", vault_token = 7 }', True),
+        ('{ vault_mount = "secret", vault_path = "smtp/pw", vault_token = "Zk5tok" }', False),
+        ('"/opt/kumomta/etc/smtp-pw"', False),
+    ],
+)
+def test_key_source_members_are_strings(value: str, problem: bool) -> None:
+    """Every field of a key source but event_args is a string in KumoMTA: a number there matches
+    none of its shapes and the helper fails to load the file."""
+    text = f'["relay.example"]\nsmtp_auth_plain_password = {value}\n'
+    result = validate_data("shaping.toml", text, "shaping")
+    got = [c for c in codes(result) if c[0] == "E302"]
+    assert got == ([("E302", 2, 28)] if problem else [])
+    assert all("Zk5" not in f.message for f in result.findings)
+
+
+def test_key_source_json_null_is_an_absent_optional_field() -> None:
+    ok = '{"relay.example": {"smtp_auth_plain_password": '
+    ok += '{"vault_mount": "s", "vault_path": "p", "vault_address": null}}}'
+    assert codes(validate_data("shaping.json", ok, "shaping")) == []
+    bad = ok.replace('"vault_path": "p"', '"vault_path": null')
+    assert [c[0] for c in codes(validate_data("shaping.json", bad, "shaping"))] == ["E302"]
+
+
 def test_listener_domains_bad() -> None:
     result = run("listener_domains_bad.toml", "listener_domains")
     assert codes(result) == [

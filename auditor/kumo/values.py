@@ -385,11 +385,25 @@ def _check_key_source(value: object) -> str | None:
     keys = set(value)
     for required, optional in _KEY_SOURCE_SHAPES:
         if required <= keys and keys <= required | optional:
-            return None
+            return _key_source_members(value, required)
     return (
         "expected a key source: a file path, {key_data=...}, "
         "{vault_mount=..., vault_path=...} or {event_name=..., event_args=...}"
     )
+
+
+def _key_source_members(value: dict[Any, Any], required: set[str]) -> str | None:
+    """KumoMTA reads every field of a key source as a string (the optional Vault fields may be
+    null in JSON), except `event_args`; any other type matches none of its shapes, and the helper
+    fails to load the file. The value itself is never shown: it may be a secret."""
+    for key in sorted(value):
+        member = value[key]
+        if key == "event_args" or isinstance(member, str):
+            continue
+        if member is None and key not in required:
+            continue
+        return f"expected a key source: its {key} must be a string, got {describe(member)}"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
