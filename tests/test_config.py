@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from pathlib import Path
 
@@ -99,3 +100,24 @@ def test_errors_are_one_line_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "invalid TOML" in done.stderr
     done = run_cli("config", "--show", str(tmp_path / "missing"))
     assert done.returncode == 2 and done.stderr.count("\n") == 1
+
+
+def test_config_option_that_is_no_regular_file_or_too_large_is_one_line(tmp_path: Path) -> None:
+    """--config /dev/zero (or a pipe, or a directory) must not be read until memory runs out."""
+    write_tree(tmp_path, {"init.lua": "local kumo = require 'kumo'\n"})
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)
+    for target in ("/dev/zero", str(fifo), str(tmp_path)):
+        done = run_cli("check", str(tmp_path), "--config", target)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert "is not a regular file" in done.stderr
+    big = tmp_path / "big.toml"
+    setting = 'fail_on = "warning"\n'
+    for size, fits in ((1 << 20, True), ((1 << 20) + 1, False)):  # the limit: 1 MiB
+        big.write_text(setting + "#" * (size - len(setting) - 1) + "\n")
+        assert big.stat().st_size == size
+        done = run_cli("check", str(tmp_path), "--config", str(big))
+        assert done.returncode == (0 if fits else 2), done.stderr
+        assert ("too large for a configuration file" in done.stderr) is not fits
+    done = run_cli("check", str(tmp_path), "--config", str(tmp_path / "none.toml"))
+    assert done.returncode == 2 and "does not exist" in done.stderr

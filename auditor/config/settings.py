@@ -194,9 +194,18 @@ def find_config(root: Path) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
+CONFIG_SIZE_LIMIT = 1 << 20  # a configuration is a few hundred bytes; anything this big is a mistake
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as handle:
+            data = handle.read(CONFIG_SIZE_LIMIT + 1)
+        if len(data) > CONFIG_SIZE_LIMIT:
+            raise ConfigError(
+                f"{path}: over {CONFIG_SIZE_LIMIT:,} bytes, too large for a configuration file"
+            )
+        return tomllib.loads(data.decode("utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read configuration: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -220,6 +229,10 @@ def parse_config(table: dict[str, Any], source: str) -> Config:
 def load_explicit(explicit: Path) -> Config:
     """The configuration file named on the command line (`--config FILE`)."""
     if not explicit.is_file():
+        if explicit.exists():
+            raise ConfigError(
+                f"configuration file {explicit} is not a regular file (a directory, device or pipe)"
+            )
         raise ConfigError(f"configuration file {explicit} does not exist")
     table = _read_toml(explicit)
     if explicit.name == "pyproject.toml":
