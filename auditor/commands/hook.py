@@ -340,10 +340,12 @@ def staged_alone(args: argparse.Namespace) -> int | None:
 
 def message_text(path: Path) -> str:
     """The commit message without Git's comment lines and the verbose diff."""
+    from auditor.core.small_file import SmallFileError, read_small_file
+
     try:
-        raw = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raw = read_small_file(path).decode("utf-8", errors="replace")
+    except SmallFileError as exc:
+        raise UsageError(str(exc)) from None
     lines = []
     for line in raw.splitlines():
         if line.startswith("# ------------------------ >8 ------------------------"):

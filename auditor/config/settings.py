@@ -194,19 +194,19 @@ def find_config(root: Path) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
-CONFIG_SIZE_LIMIT = 1 << 20  # a configuration is a few hundred bytes; anything this big is a mistake
+CONFIG_SIZE_LIMIT = (
+    1 << 20
+)  # a configuration is a few hundred bytes; anything this big is a mistake
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    from auditor.core.small_file import SmallFileError, read_small_file
+
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(CONFIG_SIZE_LIMIT + 1)
-        if len(data) > CONFIG_SIZE_LIMIT:
-            raise ConfigError(
-                f"{path}: over {CONFIG_SIZE_LIMIT:,} bytes, too large for a configuration file"
-            )
-        return tomllib.loads(data.decode("utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
+        return tomllib.loads(read_small_file(path, CONFIG_SIZE_LIMIT).decode("utf-8"))
+    except SmallFileError as exc:
+        raise ConfigError(f"cannot read configuration: {exc}") from None
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: cannot read configuration: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None

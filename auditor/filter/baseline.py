@@ -14,6 +14,7 @@ from typing import Any
 from auditor.core.atomic import write_atomic
 from auditor.core.errors import AuditError
 from auditor.core.findings import Finding, Suppression
+from auditor.core.small_file import SmallFileError, read_small_file
 
 BASELINE_VERSION = 1
 
@@ -38,10 +39,12 @@ def write_baseline(path: Path, findings: list[Finding]) -> None:
 
 def read_baseline(path: Path) -> set[str]:
     try:
-        doc: Any = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AuditError(f"baseline file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = read_small_file(path)
+    except SmallFileError as exc:
+        raise AuditError(f"baseline file: {exc}") from None
+    try:
+        doc: Any = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise AuditError(f"baseline file {path} is not readable JSON: {exc}") from None
     if not isinstance(doc, dict) or doc.get("baseline_version") != BASELINE_VERSION:
         raise AuditError(

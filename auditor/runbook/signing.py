@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.core.errors import AuditError
+from auditor.core.small_file import SmallFileError, read_small_file
 from auditor.source.git import config_value, git_bytes
 
 NAMESPACE = "kumo-audit-runbook"
@@ -361,8 +362,10 @@ def load_allowed_signers(repo: Path | None, explicit: Path | None = None) -> All
                 path = repo / path
     if path is not None:
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            text = read_small_file(path).decode("utf-8")
+        except SmallFileError as exc:
+            raise AuditError(f"allowed signers file: {exc}") from None
+        except UnicodeDecodeError as exc:
             raise AuditError(f"cannot read allowed signers file {path}: {exc}") from None
         return parse_allowed_signers(text, str(path))
     if repo is None:
