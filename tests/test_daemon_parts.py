@@ -65,6 +65,8 @@ def test_bad_configuration_on_the_command_line_is_one_line(tmp_path):
     assert proc.stderr.count("\n") == 1 and "unknown key 'bogus'" in proc.stderr
     with pytest.raises(ConfigError, match="does not exist"):
         load(tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        load(Path("/dev/zero"))  # read forever before
 
 
 def _tree(root: Path) -> None:

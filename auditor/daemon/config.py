@@ -175,11 +175,13 @@ def parse(table: dict[str, Any], source: str) -> DaemonConfig:
 
 
 def load(path: Path) -> DaemonConfig:
+    from auditor.core.small_file import SmallFileError, read_small_file
+
     try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"daemon configuration {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        table = tomllib.loads(read_small_file(path, 1 << 20).decode("utf-8"))
+    except SmallFileError as exc:
+        raise ConfigError(f"daemon configuration: {exc}") from None
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
