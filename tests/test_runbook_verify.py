@@ -222,8 +222,11 @@ def test_incremental_verify_checks_only_what_was_added(tmp_path: Path) -> None:
     actor = Entry.model_validate(__import__("json").loads(blob.split(b"```json\n")[-1][:-5])).actor
     commit = store.commit_tree(tree, [head], "edit", actor)  # type: ignore[list-item]
     store.move_ref(commit, head)
-    found = {(p.kind, p.name) for p in verify_store(store).problems}
+    problems = verify_store(store).problems
+    found = {(p.kind, p.name) for p in problems}
     assert ("edited", name) in found and ("history", name) in found
+    [history] = [p for p in problems if p.kind == "history"]
+    assert history.detail == f"changed after it was written, in commit {commit[:12]}"
     proc = cli("runbook", "verify", "--full", cwd=repo)
     assert proc.returncode == 1
 
@@ -242,7 +245,8 @@ def test_a_branch_reset_past_what_this_clone_verified_is_reported(tmp_path: Path
         report = verify_store(store, full=full)
         assert [(p.kind, p.name) for p in report.problems] == [("history", "kumo-runbook")]
         detail = report.problems[0].detail
-        assert f"no longer holds commit {verified[:12]}" in detail and "3 entries" in detail
+        assert f"no longer holds commit {verified[:12]};" in detail
+        assert f"verified it last at commit {verified[:12]} with 3 entries:" in detail
     proc = cli("runbook", "verify", cwd=repo)
     assert proc.returncode == 1 and "--accept-rewrite" in proc.stdout
     # Accepted once, the branch as it is becomes what later verifies hold to.
@@ -251,6 +255,88 @@ def test_a_branch_reset_past_what_this_clone_verified_is_reported(tmp_path: Path
     # New entries on top (a descendant of the verified commit) are no rewrite.
     record(store, EntryDraft(decision="note", why="n3", decided_at=at(3)), now=at(3))
     assert verify_store(store).ok
+
+
+def test_the_state_follows_a_branch_that_moved_without_new_entries(tmp_path: Path) -> None:
+    """A commit that adds no entry (a merge, an empty commit) still moves what was verified: the
+    next verify starts from it, so a later reset past it is seen."""
+    from auditor.runbook.verify import _Cache
+
+    repo = make_repo(tmp_path / "repo")
+    store = GitStore(repo)
+    record(store, EntryDraft(decision="note", why="n0", decided_at=at(0)), now=at(0))
+    assert verify_store(store).ok
+    head = store.head()
+    assert head is not None
+    tree = git(repo, "rev-parse", f"{head}^{{tree}}")
+    moved = git(repo, "commit-tree", tree, "-p", head, "-m", "no entry")
+    store.move_ref(moved, head)
+    again = verify_store(store)
+    assert again.ok and again.incremental and again.checked == 0
+    assert _Cache(store).last_verified() == (moved, 1)
+    store.move_ref(head, moved)  # back to the entry commit: the empty commit is gone
+    assert [p.kind for p in verify_store(store).problems] == ["history"]
+
+
+def _reseal(store: GitStore, change) -> None:  # type: ignore[no-untyped-def]
+    """Rewrite the kept state through `change` with a valid seal (what a local attacker can do)."""
+    import hashlib
+    import json
+
+    path = store.private / "verified.json"
+    data = json.loads(path.read_bytes().partition(b"\n")[2])
+    change(data)
+    payload = json.dumps(data, separators=(",", ":")).encode()
+    header = b"kumo-audit-verified " + hashlib.sha256(payload).hexdigest().encode()
+    path.write_bytes(header + b"\n" + payload)
+
+
+def test_kept_state_is_used_only_when_its_parts_agree_and_is_kept_when_unwritable(
+    tmp_path: Path,
+) -> None:
+    from auditor.runbook.verify import _Cache
+
+    repo = make_repo(tmp_path / "repo")
+    store = GitStore(repo)
+    for i in range(2):
+        record(store, EntryDraft(decision="note", why=f"n{i}", decided_at=at(i)), now=at(i))
+    assert verify_store(store).ok
+    assert verify_store(store).incremental
+    _reseal(store, lambda data: data["facts"].pop())  # facts and blobs disagree: not used
+    assert not verify_store(store).incremental
+    assert verify_store(store).incremental  # the full verify kept a state whose parts agree
+    _reseal(store, lambda data: data.pop("blobs"))
+    assert not verify_store(store).incremental
+    # --accept-rewrite on an unchanged branch keeps the state (nothing to forget).
+    assert verify_store(store, accept_rewrite=True).ok
+    assert _Cache(store).last_verified() is not None and verify_store(store).incremental
+    # A state that cannot be written (its path is a directory) does not fail the verify.
+    state = store.private / "verified.json"
+    state.unlink()
+    state.mkdir()
+    assert verify_store(store).ok
+
+
+def test_recording_remembers_the_rendered_entry(tmp_path: Path) -> None:
+    from auditor.runbook.verify import _Cache
+    from auditor.source.snapshot import git_blob_id
+
+    store = GitStore(make_repo(tmp_path / "repo"))
+    first = record(store, EntryDraft(decision="note", why="n0", decided_at=at(0)), now=at(0))
+    second = record(store, EntryDraft(decision="note", why="n1", decided_at=at(1)), now=at(1))
+    known = _Cache(store).load_rendered()
+    assert {git_blob_id(render_entry(first)), git_blob_id(render_entry(second))} <= known
+
+
+def test_record_of_reads_the_record_of_a_canonical_file_only(tmp_path: Path) -> None:
+    from auditor.runbook.verify import _record_of
+
+    store = DirStore(tmp_path / "rb")
+    entry = record(store, EntryDraft(decision="note", why="n0", decided_at=at(0)), now=at(0))
+    blob = render_entry(entry)
+    assert _record_of(blob) == entry.record()
+    assert _record_of(blob[:-10]) is None  # cut: the record is not whole
+    assert _record_of(b"\xff\xfe") is None
 
 
 def test_a_deleted_runbook_branch_is_reported_once_it_was_verified(tmp_path: Path) -> None:

@@ -384,11 +384,11 @@ def _check_chains(entries: dict[str, Facts], report: VerifyReport) -> None:
             problems.append(Problem("forged", name, f"same hash as {by_hash[entry.hash]}"))
             continue
         by_hash[entry.hash] = name
-    writers: dict[str, list[str]] = {}
+    writers: set[str] = set()
     successors: dict[tuple[str, str | None], list[str]] = {}
     known_ids = {e.id for e in entries.values()}
     for name, entry in entries.items():
-        writers.setdefault(entry.writer, []).append(name)
+        writers.add(entry.writer)
         successors.setdefault((entry.writer, entry.prev_hash), []).append(name)
         if entry.supersedes and entry.supersedes not in known_ids:
             problems.append(
@@ -522,7 +522,7 @@ def _check_history(
             commit = line[1:]
         elif "\t" in line:
             status, path = line.split("\t", 1)
-            verb = {"M": "changed", "D": "deleted", "T": "changed"}.get(status[0], "changed")
+            verb = "deleted" if status == "D" else "changed"  # M or T: the filter lists no other
             report.problems.append(
                 Problem("history", path, f"{verb} after it was written, in commit {commit[:12]}")
             )
@@ -580,7 +580,7 @@ def _usable_state(store: GitStore, state: StoreState, previous: dict[str, Any]) 
         return False
     if commit != state.token and not is_ancestor(store.repo, commit, state.token):
         return False
-    blobs = previous.get("blobs", {})
+    blobs = previous.get("blobs")
     if not isinstance(blobs, dict) or set(blobs) != {row[0] for row in previous["facts"]}:
         return False
     return all(state.names.get(name) == oid for name, oid in blobs.items())
