@@ -307,6 +307,12 @@ def test_kept_state_is_used_only_when_its_parts_agree_and_is_kept_when_unwritabl
     assert verify_store(store).incremental  # the full verify kept a state whose parts agree
     _reseal(store, lambda data: data.pop("blobs"))
     assert not verify_store(store).incremental
+    import hashlib
+
+    sealed_list = b"kumo-audit-verified " + hashlib.sha256(b"[]").hexdigest().encode() + b"\n[]"
+    (store.private / "verified.json").write_bytes(sealed_list)  # sealed, but not a state at all
+    report = verify_store(store)
+    assert report.ok and not report.incremental
     # --accept-rewrite on an unchanged branch keeps the state (nothing to forget).
     assert verify_store(store, accept_rewrite=True).ok
     assert _Cache(store).last_verified() is not None and verify_store(store).incremental
@@ -326,6 +332,18 @@ def test_recording_remembers_the_rendered_entry(tmp_path: Path) -> None:
     second = record(store, EntryDraft(decision="note", why="n1", decided_at=at(1)), now=at(1))
     known = _Cache(store).load_rendered()
     assert {git_blob_id(render_entry(first)), git_blob_id(render_entry(second))} <= known
+
+
+def test_checkpoint_summary_of_an_unsigned_checkpoint() -> None:
+    from auditor.runbook.verify import Facts, checkpoint_summary
+
+    facts = Facts("n", "id1", "h1", None, "human:a:1", "2026-01-01T00:00:00Z",
+                  checkpoint={"human:a:1": ["h0", 3]}, checkpoint_entries=3)  # fmt: skip
+    summary = checkpoint_summary(facts)
+    assert summary["signature"] == "unsigned" and summary["signer"] == ""
+    assert summary["heads"] == {"human:a:1": {"hash": "h0", "entries": 3}}
+    signed = checkpoint_summary(Facts("n", "id1", "h1", None, "w", "t", signature="good"))
+    assert signed["signature"] == "good" and signed["heads"] == {}
 
 
 def test_record_of_reads_the_record_of_a_canonical_file_only(tmp_path: Path) -> None:
@@ -744,9 +762,11 @@ def test_verified_state_is_kept_and_reused_only_when_it_applies(tmp_path: Path) 
     assert first.ok and not first.incremental and first.checked == 2
     state = store.private / "verified.json"
     kept = state.read_bytes()
+    inode = state.stat().st_ino
     again = verify_store(store)
     assert again.incremental and again.checked == 0 and again.entries == 2
     assert state.read_bytes() == kept  # nothing added: nothing rewritten
+    assert state.stat().st_ino == inode  # not even with the same bytes (a write replaces it)
     # A state verified without --require-signed does not stand for a verify with it ...
     strict = verify_store(store, require_signed=True)
     assert not strict.incremental and [p.kind for p in strict.problems] == ["unsigned"] * 2
