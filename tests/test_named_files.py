@@ -6,25 +6,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from test_runbook_support import cli
 
 from auditor.core.small_file import SmallFileError, read_small_file
-from tests.conftest import ROOT, write_tree
-
-
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "auditor", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,  # a regression would read /dev/zero until memory runs out
-    )
+from tests.conftest import write_tree
 
 
 @pytest.fixture
@@ -52,7 +40,8 @@ def repo(tmp_path: Path) -> Path:
 def test_a_named_file_that_is_not_regular_is_one_line(
     repo: Path, command: list[str], target: str
 ) -> None:
-    proc = run(*[target if a == "{}" else a for a in command], cwd=repo)
+    # `cli` has a timeout: a regression would read /dev/zero until memory runs out
+    proc = cli(*[target if a == "{}" else a for a in command], cwd=repo)
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "is not a regular file" in proc.stderr

@@ -63,6 +63,19 @@ def plant(policy: Path) -> None:
         )
 
 
+def runbook_objects(repo: Path) -> dict[str, bytes]:
+    """Every object reachable from the runbook branch (commits, trees, blobs), as `git cat-file -p`
+    prints it, by its `rev-list --objects` line."""
+    out = {}
+    for line in git(repo, "rev-list", "--objects", "kumo-runbook").split("\n"):
+        out[line] = subprocess.run(
+            ["git", "-C", str(repo), "cat-file", "-p", line.split(" ", 1)[0]],
+            capture_output=True,
+            check=True,
+        ).stdout
+    return out
+
+
 def leaks(text: str | bytes) -> list[str]:
     data = text if isinstance(text, bytes) else text.encode("utf-8", "replace")
     return [name for name, value in SECRETS.items() if value.encode() in data]
@@ -121,13 +134,9 @@ def test_planted_secrets_never_reach_an_output_or_the_runbook(repo: Path, tmp_pa
     leaked = {name: leaks(text) for name, text in outputs.items() if leaks(text)}
     assert not leaked, json.dumps(leaked, indent=1)
 
-    objects = git(repo, "rev-list", "--objects", "kumo-runbook").split("\n")
+    objects = runbook_objects(repo)
     assert len(objects) > 3
-    for line in objects:
-        oid = line.split(" ", 1)[0]
-        body = subprocess.run(
-            ["git", "-C", str(repo), "cat-file", "-p", oid], capture_output=True, check=True
-        ).stdout
+    for line, body in objects.items():
         assert leaks(body) == [], line
 
     # A redacted change still says what changed: the key, where, and a digest to compare by.
@@ -178,15 +187,7 @@ def text_leaks(data: str | bytes) -> list[str]:
 
 
 def runbook_objects_leak(repo: Path) -> list[str]:
-    found = []
-    for line in git(repo, "rev-list", "--objects", "kumo-runbook").split("\n"):
-        body = subprocess.run(
-            ["git", "-C", str(repo), "cat-file", "-p", line.split(" ", 1)[0]],
-            capture_output=True,
-            check=True,
-        ).stdout
-        found += text_leaks(body)
-    return found
+    return [name for body in runbook_objects(repo).values() for name in text_leaks(body)]
 
 
 def test_secrets_in_free_text_never_reach_the_runbook_or_the_ci_listing(repo: Path) -> None:
@@ -259,10 +260,5 @@ def test_secrets_shown_by_changed_code_or_values_are_redacted_in_the_change(repo
     assert "smtp_auth_plain_username" in outputs["json"]  # the data value change is shown
     for name, text in outputs.items():
         assert not [k for k, v in planted.items() if v in text], name
-    for line in git(repo, "rev-list", "--objects", "kumo-runbook").split("\n"):
-        body = subprocess.run(
-            ["git", "-C", str(repo), "cat-file", "-p", line.split(" ", 1)[0]],
-            capture_output=True,
-            check=True,
-        ).stdout
+    for line, body in runbook_objects(repo).items():
         assert not [k for k, v in planted.items() if v.encode() in body], line

@@ -134,9 +134,8 @@ def each_commit(  # type: ignore[no-untyped-def]
     subjects = dict(
         line.split("\0", 1) for line in log.decode(errors="replace").splitlines() if "\0" in line
     )
-    if any(secrets_in_text(subject) for subject in subjects.values()):
-        redactor = Redactor(lambda: repository_salt(where.repo))
-        subjects = {c: redactor.text(s, secrets_in_text(s)) for c, s in subjects.items()}
+    redactor = Redactor(lambda: repository_salt(where.repo))  # the salt is read only if needed
+    subjects = {c: redactor.text(s, secrets_in_text(s)) for c, s in subjects.items()}
     trees = _trees(where, [base, *commits])
     cache = verdict_cache(where.repo)
     options = _options_key(args)

@@ -194,9 +194,8 @@ def find_config(root: Path) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
-CONFIG_SIZE_LIMIT = (
-    1 << 20
-)  # a configuration is a few hundred bytes; anything this big is a mistake
+# A configuration is a few hundred bytes; anything this big is a mistake (or /dev/zero).
+CONFIG_SIZE_LIMIT = 1 << 20
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -227,13 +226,8 @@ def parse_config(table: dict[str, Any], source: str) -> Config:
 
 
 def load_explicit(explicit: Path) -> Config:
-    """The configuration file named on the command line (`--config FILE`)."""
-    if not explicit.is_file():
-        if explicit.exists():
-            raise ConfigError(
-                f"configuration file {explicit} is not a regular file (a directory, device or pipe)"
-            )
-        raise ConfigError(f"configuration file {explicit} does not exist")
+    """The configuration file named on the command line (`--config FILE`); missing, a device, a pipe
+    or a directory is a one-line error (see `read_small_file`)."""
     table = _read_toml(explicit)
     if explicit.name == "pyproject.toml":
         table = table.get("tool", {}).get("kumo-audit", {})

@@ -20,12 +20,16 @@ class LuaSyntaxError:
 
 
 @cache
-def _loader() -> Any:
+def _runtime() -> Any:
     from lupa import lua54  # KumoMTA embeds Lua 5.4; lupa.LuaRuntime would be a newer Lua
 
-    runtime = lua54.LuaRuntime(register_eval=False, register_builtins=False)
+    return lua54.LuaRuntime(register_eval=False, register_builtins=False)
+
+
+@cache
+def _loader() -> Any:
     # `load` in text mode with an empty environment: compiling cannot reach any global.
-    return runtime.eval(
+    return _runtime().eval(
         "function(src, name) local f, err = load(src, name, 't', {}) return err end"
     )
 
@@ -34,10 +38,7 @@ def _loader() -> Any:
 def _bytes_loader() -> Any:
     """`_loader` for a source that is not UTF-8: Lua's message may quote its bytes, which are
     written as Lua writes a stray byte (`<\\255>`) so that the message is text."""
-    from lupa import lua54
-
-    runtime = lua54.LuaRuntime(register_eval=False, register_builtins=False)
-    return runtime.eval(
+    return _runtime().eval(
         "function(src, name) local f, err = load(src, name, 't', {}) "
         "if err then err = err:gsub('[\\128-\\255]', function(c) "
         "return string.format('<\\\\%d>', c:byte()) end) end return err end"

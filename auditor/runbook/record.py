@@ -425,18 +425,16 @@ def _free_of_secrets(draft: EntryDraft, repo: Path | None) -> EntryDraft:
         return draft
     redactor = Redactor(lambda: repository_salt(repo))
 
-    def clean(text: str) -> str:
+    def clean(text: Any) -> Any:  # str, or None where a field is optional
         return redactor.text(text, found) if text else text
 
-    texts = [draft.why or ""] + [f"{c.subject}\n{c.body}" for c in draft.commits]
-    tickets = list(dict.fromkeys([*draft.tickets, *tickets_in(texts, draft.ticket_pattern)]))
     rollback = draft.rollback
     if rollback is not None and rollback.command:
         rollback = rollback.model_copy(update={"command": clean(rollback.command)})
     return replace(
         draft,
-        summary=clean(draft.summary) if draft.summary else draft.summary,
-        why=clean(draft.why) if draft.why else draft.why,
+        summary=clean(draft.summary),
+        why=clean(draft.why),
         commits=[
             c.model_copy(update={"subject": clean(c.subject), "body": clean(c.body)})
             for c in draft.commits
@@ -446,15 +444,17 @@ def _free_of_secrets(draft: EntryDraft, repo: Path | None) -> EntryDraft:
             for link in draft.links
         ],
         rollback=rollback,
-        tickets=tickets,
+        tickets=_tickets(draft),  # from the text as written: a ticket is no secret
     )
 
 
+def _tickets(draft: EntryDraft) -> list[str]:
+    texts = [draft.why or ""] + [f"{c.subject}\n{c.body}" for c in draft.commits]
+    return list(dict.fromkeys([*draft.tickets, *tickets_in(texts, draft.ticket_pattern)]))
+
+
 def _why(draft: EntryDraft) -> Why:
-    commits = list(draft.commits)
-    texts = [draft.why or ""] + [f"{c.subject}\n{c.body}" for c in commits]
-    tickets = list(dict.fromkeys([*draft.tickets, *tickets_in(texts, draft.ticket_pattern)]))
-    return Why(text=draft.why, commits=commits, tickets=tickets)
+    return Why(text=draft.why, commits=list(draft.commits), tickets=_tickets(draft))
 
 
 def _approvals(draft: EntryDraft) -> list[Approval]:

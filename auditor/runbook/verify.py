@@ -176,12 +176,16 @@ def verify_store(
         )
     report.allowed_signers = allowed.source if allowed is not None else None
     policy = _policy(allowed, require_signed)
-    cache = _Cache(store) if isinstance(store, GitStore) else None
-    previous = None if full or cache is None else cache.load_state(policy)
+    git_store = store if isinstance(store, GitStore) else None
+    cache = _Cache(git_store) if git_store is not None else None
+    kept = cache.sealed() if cache is not None else None  # read once: rewind check and reuse
+    verified = _last_verified(kept)
+    held = verified is None or (git_store is not None and _holds(git_store, state, verified[0]))
+    previous = None if full or kept is None or not held else _Cache.applicable(kept, policy)
     old: dict[str, Facts] = {}
     since: str | None = None
     if previous is not None and isinstance(store, GitStore):
-        usable = _usable_state(store, state, previous)
+        usable = _usable_state(state, previous)
         if usable:
             old = {row[0]: Facts(*row) for row in previous["facts"]}
             since = previous["commit"]
@@ -206,8 +210,8 @@ def verify_store(
     _check_signatures(facts, report, require_signed, allowed is not None)
     _check_chains(facts, report)
     _check_checkpoints(facts, report, expect_checkpoints)
-    if isinstance(store, GitStore) and cache is not None and not accept_rewrite:
-        _check_not_rewound(store, state, cache.last_verified(), report)
+    if git_store is not None and verified is not None and not held and not accept_rewrite:
+        _report_rewound(git_store, state, verified, report)
     if isinstance(store, GitStore) and state.token:
         _check_history(store, state.token, report, since)
     report.problems.sort(key=lambda p: (p.name, p.kind, p.detail))
@@ -528,19 +532,20 @@ def _check_history(
             )
 
 
-def _check_not_rewound(
-    store: GitStore, state: StoreState, verified: tuple[str, int] | None, report: VerifyReport
+def _holds(store: GitStore, state: StoreState, commit: str) -> bool:
+    """Whether the branch still holds `commit` (its head or an ancestor of it)."""
+    if state.token is None:
+        return False
+    return commit == state.token or is_ancestor(store.repo, commit, state.token)
+
+
+def _report_rewound(
+    store: GitStore, state: StoreState, verified: tuple[str, int], report: VerifyReport
 ) -> None:
     """Entries are only ever added: a branch that no longer holds the commit this clone verified
     last was reset, rewritten or deleted, which removes entries without touching the ones left (so
     the hash chains alone still verify). Checkpoints kept elsewhere prove the same to anyone."""
-    if verified is None:
-        return
     commit, entries = verified
-    if state.token is not None and (
-        commit == state.token or is_ancestor(store.repo, commit, state.token)
-    ):
-        return
     where = "is gone" if state.token is None else f"no longer holds commit {commit[:12]}"
     report.problems.append(
         Problem(
@@ -573,12 +578,19 @@ def _template_digest() -> str:
     return hashlib.sha256(b"".join(texts)).hexdigest()
 
 
-def _usable_state(store: GitStore, state: StoreState, previous: dict[str, Any]) -> bool:
-    """The verified commit is an ancestor of the branch and every verified entry file is unchanged."""
-    commit = previous.get("commit")
-    if not state.token or not isinstance(commit, str):
-        return False
-    if commit != state.token and not is_ancestor(store.repo, commit, state.token):
+def _last_verified(kept: dict[str, Any] | None) -> tuple[str, int] | None:
+    """(commit, entries) of a kept state, whatever policy it was verified under."""
+    kept = kept or {}
+    commit, blobs = kept.get("commit"), kept.get("blobs")
+    if not isinstance(commit, str) or not isinstance(blobs, dict):
+        return None
+    return commit, len(blobs)
+
+
+def _usable_state(state: StoreState, previous: dict[str, Any]) -> bool:
+    """Every verified entry file is unchanged (the caller made sure the branch holds the verified
+    commit)."""
+    if not state.token or not isinstance(previous.get("commit"), str):
         return False
     blobs = previous.get("blobs")
     if not isinstance(blobs, dict) or set(blobs) != {row[0] for row in previous["facts"]}:
@@ -609,7 +621,7 @@ class _Cache:
         self.state_path = store.private / "verified.json"
         self.rendered_path = store.private / "rendered.txt"
 
-    def _sealed(self) -> dict[str, Any] | None:
+    def sealed(self) -> dict[str, Any] | None:
         """The saved state, or None when there is none or it is damaged or edited."""
         try:
             header, _, payload = self.state_path.read_bytes().partition(b"\n")
@@ -623,10 +635,9 @@ class _Cache:
             return None
         return data if isinstance(data, dict) else None
 
-    def load_state(self, policy: dict[str, Any]) -> dict[str, Any] | None:
-        data = self._sealed()
-        if data is None:
-            return None  # none, damaged or edited: verify everything again
+    @staticmethod
+    def applicable(data: dict[str, Any], policy: dict[str, Any]) -> dict[str, Any] | None:
+        """The sealed state `data` when it was verified under `policy`, else None."""
         kept = data.get("policy")
         if not isinstance(kept, dict):
             return None
@@ -645,11 +656,7 @@ class _Cache:
 
     def last_verified(self) -> tuple[str, int] | None:
         """(commit, entries) of the last verified state, whatever policy it was verified under."""
-        data = self._sealed() or {}
-        commit, blobs = data.get("commit"), data.get("blobs")
-        if not isinstance(commit, str) or not isinstance(blobs, dict):
-            return None
-        return commit, len(blobs)
+        return _last_verified(self.sealed())
 
     def forget_state(self) -> None:
         with contextlib.suppress(FileNotFoundError):
