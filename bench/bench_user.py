@@ -167,6 +167,13 @@ def row(label: str, ours: Sample, theirs: Sample | None) -> dict[str, object]:
     }
 
 
+def in_turn(steps: list, i: int) -> list:  # type: ignore[type-arg]
+    """`steps` in the order of run `i`, reversed every other run: the first process of a round
+    meets a colder machine (measured: 7 ms of a 95 ms run), which must not always be the same
+    checkout's."""
+    return steps if i % 2 == 0 else steps[::-1]
+
+
 def cold(work: Path, runs: int, compare: Path | None = None) -> list[dict[str, object]]:
     results = []
     for label, lines in (("typical", 0), ("2k", 2_000), ("20k", 20_000)):
@@ -176,12 +183,11 @@ def cold(work: Path, runs: int, compare: Path | None = None) -> list[dict[str, o
         run(audit_cmd(policy), env_with(work / "warm-bytecode"))  # bytecode compiled, not timed
         if compare:
             run(audit_cmd(policy), env_with(work / "warm-bytecode", compare), compare)
-        for _ in range(runs):
-            shutil.rmtree(cache, ignore_errors=True)
-            ours.add(*run(audit_cmd(policy), env_with(cache)))
-            if compare:
+        checkouts = [(ours, REPO_ROOT), (before, compare)] if compare else [(ours, REPO_ROOT)]
+        for i in range(runs):
+            for sample, code in in_turn(checkouts, i):
                 shutil.rmtree(cache, ignore_errors=True)
-                before.add(*run(audit_cmd(policy), env_with(cache, compare), compare))
+                sample.add(*run(audit_cmd(policy), env_with(cache, code), code))
             theirs.add(*run(luacheck_cmd(files, None), ok=(0, 1, 2)))
         name = f"cold {label} ({count_lines(files)} lines)"
         results.append(row(name, ours, theirs))
@@ -220,11 +226,13 @@ def edit_loop(work: Path, runs: int, compare: Path | None = None) -> list[dict[s
             run(audit_cmd(policy), env_with(before_cache, compare), compare)
         run(luacheck_cmd(files, lc_cache), ok=(0, 1, 2))
         ours, theirs, before = Sample(), Sample(), Sample()
+        checkouts = [(ours, REPO_ROOT, cache)] + (
+            [(before, compare, before_cache)] if compare else []
+        )
         for i in range(runs):
             target.write_text(with_statement(original, f"local edit_{i} = {i}"), encoding="utf-8")
-            ours.add(*run(audit_cmd(policy), env_with(cache)))
-            if compare:  # the same edit, seen by the other checkout with its own cache
-                before.add(*run(audit_cmd(policy), env_with(before_cache, compare), compare))
+            for sample, code, kept in in_turn(checkouts, i):  # the same edit, each its cache
+                sample.add(*run(audit_cmd(policy), env_with(kept, code), code))
             theirs.add(*run(luacheck_cmd(files, lc_cache), ok=(0, 1, 2)))
         assert_clean_syntax(policy, env_with(cache))
         name = f"edit loop {label} ({count_lines(files)} lines)"
