@@ -92,7 +92,8 @@ def test_unfinished_string_holding_other_bytes_is_e101_quoting_them(tmp_path: Pa
     )
     findings = audit(tmp_path).findings
     assert codes_at(findings) == [("E101", 1, 1)]
-    assert "unfinished string near ''caf<\\233>'" in findings[0].message
+    assert "unfinished string near a string literal (its text is not shown)" in findings[0].message
+    assert "caf" not in findings[0].message
 
 
 def test_policy_entry_that_is_not_utf8_is_e102_and_still_audited(tmp_path: Path) -> None:
@@ -238,3 +239,20 @@ def test_syntax_error_after_bare_carriage_returns_is_on_lua_line(
     findings = audit(tmp_path).findings
     assert codes_at(findings) == [("E101", 6, 11)]
     assert "unexpected symbol near '='" in findings[0].message
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "local password = 'a' 'Hx9secretLit'\n",
+        'local password = "Hx9secretLit\nreturn password\n',
+        "local t = { x = [[a]] [[Hx9secretLit]] }\n",
+    ],
+)
+def test_e101_never_quotes_a_string_literal(tmp_path: Path, source: str) -> None:
+    """Lua's message quotes the token it stopped at; a string there may be a secret."""
+    write_tree(tmp_path, {"init.lua": source.encode()})
+    (finding,) = audit(tmp_path).findings
+    assert finding.code == "E101" and "Hx9secretLit" not in finding.message
+    assert "near a string literal (its text is not shown)" in finding.message
+    assert "Hx9secretLit" not in (finding.key or "")

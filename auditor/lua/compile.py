@@ -9,6 +9,8 @@ from typing import Any
 from auditor.core.record import dataclass
 
 _MESSAGE = re.compile(r"^(?:.*?):(\d+): (.*)$", re.DOTALL)
+# Lua quotes the token it stopped at; a string literal's text may be a secret, so it is not shown.
+_NEAR_STRING = re.compile(r"near '(?:[\"']|\[=*\[).*'$", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +57,8 @@ def compile_lua(source: str | bytes, chunkname: str) -> LuaSyntaxError | None:
     message = str(err).split("\nstack traceback:", 1)[0].strip()
     match = _MESSAGE.match(message)
     if match:
-        return LuaSyntaxError(int(match.group(1)), match.group(2).strip())
+        text = _NEAR_STRING.sub("near a string literal (its text is not shown)", match.group(2))
+        return LuaSyntaxError(int(match.group(1)), text.strip())
     if message == "C stack overflow":
         message = "nesting too deep for the Lua compiler (C stack overflow)"
     return LuaSyntaxError(1, message)
